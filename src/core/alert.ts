@@ -1,0 +1,62 @@
+/**
+ * Alerts: what the runtime raises and clears, what the outbox keeps durably and the MQTT sink delivers.
+ * The JSON shape of AlertEvent is the public payload; it is documented in docs/alert-payload.md.
+ */
+
+export type AlertState = 'raised' | 'cleared';
+export type Severity = 'critical' | 'major' | 'minor' | 'warning' | 'info';
+
+export interface AlertEvent {
+  /** Payload schema version, bumped on incompatible change. */
+  schema: 1;
+  /** Unique id of this event (raise and clear have different event ids); subscribers de-duplicate on it. */
+  eventId: string;
+  /** Stable id of the alert occurrence: the raise and its clear share it. */
+  alertId: string;
+  state: AlertState;
+  /** e.g. `equipment_fault`, `quality_defect`, `degradation`. */
+  kind: string;
+  severity: Severity;
+  gateway: string;
+  /** Asset or line the model watches, from the config. */
+  asset?: string;
+  model: { name: string; version: string; hash: string };
+  /** Execution provider that really ran the inference (`cpu`, `cuda`, `tensorrt`). */
+  provider: string;
+  output: { name: string; value: number; label?: string };
+  rule: { raiseAbove?: number; clearBelow?: number; raiseBelow?: number; clearAbove?: number; forSamples?: number; forMs?: number };
+  /** Event time, epoch ms (timestamp of the newest sample the triggering inference used). */
+  ts: number;
+  /** When this occurrence was raised, epoch ms. */
+  raisedAt: number;
+  clearedAt?: number;
+  /** Recent values of the contributing tags: tag -> [[ts, value], ...], oldest first. */
+  inputs: Record<string, Array<[number, number | null]>>;
+  /** One human sentence. */
+  message: string;
+}
+
+/** One entry in the durable alert outbox. `seq` orders delivery. */
+export interface OutboxEntry {
+  seq: number;
+  alert: AlertEvent;
+  enqueuedAt: number;
+  attempts: number;
+}
+
+/**
+ * The durable alert outbox as seen by producers (the runtime) and the consumer (the MQTT sink).
+ * `enqueue` returns only after the alert is committed to disk.
+ */
+export interface AlertOutbox {
+  /** Commits the alert durably. Throws only if it cannot be stored; the caller logs and counts that. */
+  enqueue(alert: AlertEvent): OutboxEntry;
+  /** Oldest entries first, without removing them. */
+  peek(limit: number): OutboxEntry[];
+  /** Removes a delivered entry (called on PUBACK). */
+  ack(seq: number): void;
+  /** Number of alerts waiting. */
+  depth(): number;
+  /** Called (synchronously) after each enqueue; returns an unsubscribe function. */
+  onEnqueue(listener: () => void): () => void;
+}

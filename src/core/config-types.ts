@@ -1,0 +1,43 @@
+import { Type, type TSchema, type SchemaOptions, type StringOptions } from '@sinclair/typebox';
+import { DURATION_PATTERN, SIZE_PATTERN } from './units.js';
+
+/**
+ * Schema building blocks shared by every config section. Each section (src/connectors/opcua/config.ts, ...)
+ * declares its own fields once with these; the daemon composes the sections, derives the TypeScript types with
+ * `Static<>`, validates with Ajv and generates the JSON Schema and the commented example from the same objects.
+ *
+ * Every field carries a `description` (shown in the example config and in editors) and, where it has one, a
+ * `default` (filled in by the loader). `examples[0]` is what the generated example config shows.
+ */
+
+/** A duration such as `30s` or `7d`; parse with `parseDuration`. */
+export const Duration = (options: StringOptions = {}): ReturnType<typeof Type.String> =>
+  Type.String({ pattern: DURATION_PATTERN, ...options, 'x-lineguard': 'duration' });
+
+/** A size such as `512MB` or `2GB`; parse with `parseSize`. */
+export const ByteSize = (options: StringOptions = {}): ReturnType<typeof Type.String> =>
+  Type.String({ pattern: SIZE_PATTERN, ...options, 'x-lineguard': 'size' });
+
+/**
+ * A secret (password, key passphrase). The file should hold `${env:NAME}` or
+ * `${file:/run/credentials/lineguard.service/NAME}`; the loader substitutes it and the value is redacted from logs.
+ */
+export const Secret = (options: StringOptions = {}): ReturnType<typeof Type.String> =>
+  Type.String({ ...options, 'x-lineguard': 'secret' });
+
+/** A strict object: unknown keys are errors (typos are the most common config mistake). */
+export const Section = <T extends Parameters<typeof Type.Object>[0]>(properties: T, options: SchemaOptions = {}) =>
+  Type.Object(properties, { additionalProperties: false, ...options });
+
+/** A name used in tag names, topics, metric labels and file names. */
+export const Name = (options: StringOptions = {}): ReturnType<typeof Type.String> =>
+  Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.\\-]*$', minLength: 1, maxLength: 128, ...options, 'x-lineguard': 'name' });
+
+export type { TSchema };
+
+/**
+ * Cross-field checks a section cannot express in JSON Schema (a password without a username, a tag name used
+ * twice...). `path` is the key path inside the whole config file, e.g. `['opcua', 0, 'tags', 3, 'nodeId']`;
+ * the loader turns it into `FILE:LINE:COL opcua[0].tags[3].nodeId: message`.
+ */
+export type ConfigIssueReporter = (path: ReadonlyArray<string | number>, message: string) => void;

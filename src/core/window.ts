@@ -1,0 +1,27 @@
+/**
+ * Windows of recent history, read from the buffer by the model runtime.
+ * Values are row-major [time][tag]; a missing or bad-quality value is NaN with `valid` = 0.
+ */
+export interface TagWindow {
+  tags: readonly string[];
+  /** Timestamps of the rows, epoch ms, oldest first. */
+  ts: Float64Array;
+  /** rows × tags.length values, row-major. */
+  values: Float64Array;
+  /** rows × tags.length: 1 = a good sample (or a value held from one), 0 = gap or bad quality. */
+  valid: Uint8Array;
+  rows: number;
+}
+
+export interface WindowReader {
+  /**
+   * The last `n` samples of each tag, aligned by index from the newest (row n-1 = each tag's newest sample).
+   * Tags with fewer than n samples are padded at the start with invalid rows.
+   */
+  lastN(tags: readonly string[], n: number): TagWindow;
+  /**
+   * The time range [fromMs, toMs] resampled onto a regular grid of `periodMs` (last value held, up to
+   * `maxHoldMs`; older or bad-quality values are marked invalid).
+   */
+  resampled(tags: readonly string[], fromMs: number, toMs: number, periodMs: number, maxHoldMs?: number): TagWindow;
+}

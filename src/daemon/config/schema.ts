@@ -1,0 +1,73 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { Name, Section } from '../../core/config-types.js';
+import { BufferConfigSchema } from '../../buffer/config.js';
+import { OpcuaServerSchema } from '../../connectors/opcua/config.js';
+import { MqttConfigSchema } from '../../connectors/mqtt/config.js';
+import { ModelsConfigSchema } from '../../runtime/config.js';
+
+/**
+ * The whole config file, composed from the sections each part of the gateway declares once.
+ * TypeScript types, the JSON Schema (`lineguard schema`, schema/lineguard.schema.json) and the commented example
+ * (`lineguard example-config`) all come from this object.
+ */
+
+export const GatewaySectionSchema = Section(
+  {
+    id: Name({ description: 'Gateway id: in every alert, topic and metric. Unique in the plant.', examples: ['press-line-1'] }),
+    stateDir: Type.String({
+      description: 'Where the gateway keeps its state: SQLite buffer, OPC UA PKI, TensorRT engine cache.',
+      default: '/var/lib/lineguard',
+    }),
+  },
+  { description: 'Who this gateway is and where it keeps its state.' },
+);
+
+export const LogSectionSchema = Section(
+  {
+    level: Type.Union(
+      [Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace')],
+      { description: 'Lowest level written. Logs are JSON lines on stdout (pretty on a terminal).', default: 'info' },
+    ),
+  },
+  { description: 'Logging.', default: {} },
+);
+
+export const HttpSectionSchema = Section(
+  {
+    enabled: Type.Boolean({ description: 'Serve /metrics and /healthz.', default: true }),
+    host: Type.String({ description: 'Address to listen on. Keep it on localhost unless a firewall protects it.', default: '127.0.0.1' }),
+    port: Type.Integer({ description: 'TCP port (0 = any free port).', minimum: 0, maximum: 65535, default: 9464 }),
+  },
+  { description: 'HTTP endpoint for Prometheus (/metrics) and health checks (/healthz).', default: {} },
+);
+
+export const ReloadSectionSchema = Section(
+  {
+    watchFile: Type.Boolean({ description: 'Also reload when the config file changes (SIGHUP always reloads).', default: false }),
+  },
+  { description: 'Config reload.', default: {} },
+);
+
+export const ConfigSchema = Section(
+  {
+    $schema: Type.Optional(Type.String({ description: 'Path or URL of the JSON Schema, for editors.' })),
+    gateway: GatewaySectionSchema,
+    log: LogSectionSchema,
+    http: HttpSectionSchema,
+    reload: ReloadSectionSchema,
+    opcua: Type.Array(OpcuaServerSchema, { description: 'OPC UA servers (PLCs) and the tags read from them.', default: [] }),
+    mqtt: MqttConfigSchema,
+    buffer: BufferConfigSchema,
+    models: ModelsConfigSchema,
+  },
+  {
+    $id: 'https://lineguard.dev/schema/lineguard.schema.json',
+    title: 'Lineguard gateway configuration',
+    description: 'One YAML file, edited by hand. Check it with `lineguard check-config FILE`.',
+  },
+);
+
+export type Config = Static<typeof ConfigSchema>;
+
+/** Top-level sections, in the order the file shows them and components start. */
+export const SECTIONS = ['gateway', 'log', 'http', 'reload', 'opcua', 'mqtt', 'buffer', 'models'] as const;

@@ -1,0 +1,256 @@
+import { mkdirSync } from 'node:fs';
+import type { Logger } from 'pino';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import type { Component, ComponentHealth } from '../core/component.js';
+import { gauge, counter } from '../core/metrics.js';
+import { TagBus } from '../core/tag-bus.js';
+import type { Config } from './config/schema.js';
+import { loadConfigFile } from './config/load.js';
+import { planComponents, type PlannedComponent } from './component-plan.js';
+import { HealthServer, type HealthReport } from './health-server.js';
+import type { SecretRedactor } from './logger.js';
+
+/** How long one component may take to stop before the daemon moves on (the whole stop stays under 10 s). */
+const STOP_TIMEOUT_MS = 4_000;
+
+interface Running {
+  plan: PlannedComponent;
+  component: Component | undefined;
+  /** Set when the component could not be created or started: shown in /healthz. */
+  failure?: string;
+}
+
+export interface ReloadResult {
+  ok: boolean;
+  errors: string[];
+  restarted: string[];
+  stopped: string[];
+  started: string[];
+  unchanged: string[];
+}
+
+/**
+ * The daemon: builds the components a config asks for, starts them in order (buffer, models, sink, sources), serves
+ * /metrics and /healthz, reloads a changed config by restarting only what changed, and stops everything within a
+ * bounded time. A component that fails is reported and left down; the others keep running.
+ */
+export class Daemon {
+  readonly registry = new Registry();
+  readonly bus: TagBus;
+  #config: Config;
+  #baseDir: string;
+  #running = new Map<string, Running>();
+  #http: HealthServer | undefined;
+  #abort = new AbortController();
+  #startedAt = Date.now();
+  #stopping: Promise<void> | undefined;
+  #reloading: Promise<ReloadResult> | undefined;
+  readonly #reloads;
+  readonly #componentUp;
+
+  constructor(
+    private readonly configFile: string,
+    loaded: { config: Config; baseDir: string; secrets: string[] },
+    private readonly log: Logger,
+    private readonly redactor: SecretRedactor,
+  ) {
+    this.#config = loaded.config;
+    this.#baseDir = loaded.baseDir;
+    this.redactor.set(loaded.secrets);
+    this.bus = new TagBus((err) => this.log.error({ err }, 'a tag bus listener failed; other listeners still run'));
+    this.registry.setDefaultLabels({ gateway: loaded.config.gateway.id });
+    collectDefaultMetrics({ register: this.registry, prefix: 'lineguard_' });
+    this.#reloads = counter(this.registry, { name: 'lineguard_config_reloads_total', help: 'Config reloads by result.', labelNames: ['result'] });
+    this.#componentUp = gauge(this.registry, {
+      name: 'lineguard_component_up', help: '1 when the component is up, 0.5 degraded, 0 otherwise.', labelNames: ['component'],
+      // Evaluated on scrape, so it is never stale.
+    });
+    gauge(this.registry, { name: 'lineguard_build_info', help: 'Version of the running gateway.', labelNames: ['version', 'node'] })
+      .set({ version: process.env.npm_package_version ?? '0.1.0', node: process.version }, 1);
+  }
+
+  get config(): Config {
+    return this.#config;
+  }
+
+  get httpPort(): number | undefined {
+    return this.#http?.port;
+  }
+
+  async start(): Promise<void> {
+    mkdirSync(this.#config.gateway.stateDir, { recursive: true });
+    await this.#startHttp();
+    for (const plan of planComponents(this.#config, this.#baseDir)) await this.#startOne(plan);
+    this.log.info({ components: [...this.#running.keys()], stateDir: this.#config.gateway.stateDir }, 'gateway started');
+  }
+
+  /**
+   * Re-reads the config file. An invalid file changes nothing (every error is logged); a valid one restarts only
+   * the components whose fingerprint changed, and those that hold references to a restarted one.
+   */
+  reload(): Promise<ReloadResult> {
+    this.#reloading ??= this.#reload().finally(() => {
+      this.#reloading = undefined;
+    });
+    return this.#reloading;
+  }
+
+  async #reload(): Promise<ReloadResult> {
+    const result: ReloadResult = { ok: false, errors: [], restarted: [], stopped: [], started: [], unchanged: [] };
+    const loaded = loadConfigFile(this.configFile);
+    if (!loaded.ok) {
+      result.errors = loaded.errors;
+      this.#reloads.inc({ result: 'invalid' });
+      for (const line of loaded.errors) this.log.error({ configError: line }, `config reload refused: ${line}`);
+      this.log.error({ errors: loaded.errors.length }, 'config reload refused: the gateway keeps running on the previous config');
+      return result;
+    }
+    const previous = this.#config;
+    this.#config = loaded.config;
+    this.#baseDir = loaded.baseDir;
+    this.redactor.set(loaded.secrets);
+    this.log.level = loaded.config.log.level;
+    mkdirSync(loaded.config.gateway.stateDir, { recursive: true });
+
+    const plan = planComponents(loaded.config, loaded.baseDir);
+    const wanted = new Map(plan.map((p) => [p.name, p]));
+    const toStop = new Set<string>();
+    for (const [name, running] of this.#running) {
+      const next = wanted.get(name);
+      if (!next || next.fingerprint !== running.plan.fingerprint || running.failure) toStop.add(name);
+    }
+    // A restarted component invalidates the references its dependents hold.
+    let grew = true;
+    while (grew) {
+      grew = false;
+      for (const [name, running] of this.#running) {
+        if (!toStop.has(name) && running.plan.dependsOn.some((d) => toStop.has(d))) {
+          toStop.add(name);
+          grew = true;
+        }
+      }
+    }
+    const order = [...this.#running.keys()].reverse().filter((n) => toStop.has(n));
+    for (const name of order) {
+      await this.#stopOne(name);
+      (wanted.has(name) ? result.restarted : result.stopped).push(name);
+    }
+    for (const p of plan) {
+      if (this.#running.has(p.name)) {
+        result.unchanged.push(p.name);
+        continue;
+      }
+      if (!result.restarted.includes(p.name)) result.started.push(p.name);
+      await this.#startOne(p);
+    }
+    // Keep the map in plan order so stop() stops in reverse start order.
+    this.#running = new Map(plan.map((p) => [p.name, this.#running.get(p.name)!]));
+
+    if (JSON.stringify(previous.http) !== JSON.stringify(loaded.config.http)) {
+      await this.#http?.stop();
+      this.#http = undefined;
+      await this.#startHttp();
+      result.restarted.push('http');
+    }
+    result.ok = true;
+    this.#reloads.inc({ result: 'applied' });
+    this.log.info(
+      { restarted: result.restarted, started: result.started, stopped: result.stopped, unchanged: result.unchanged.length },
+      'config reloaded',
+    );
+    return result;
+  }
+
+  /** Stops every component in reverse start order, each bounded in time. Idempotent. */
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      this.#abort.abort(new Error('gateway stopping'));
+      await this.#reloading?.catch(() => undefined);
+      for (const name of [...this.#running.keys()].reverse()) await this.#stopOne(name);
+      await this.#http?.stop();
+      this.log.info({ uptimeS: Math.round((Date.now() - this.#startedAt) / 1000) }, 'gateway stopped');
+    })();
+    return this.#stopping;
+  }
+
+  health(): HealthReport {
+    const components: Record<string, ComponentHealth> = {};
+    const reasons: string[] = [];
+    for (const [name, running] of this.#running) {
+      let health: ComponentHealth;
+      if (running.failure || !running.component) health = { state: 'down', reason: running.failure ?? 'not started' };
+      else {
+        try {
+          health = running.component.health();
+        } catch (err) {
+          health = { state: 'down', reason: `health check failed: ${(err as Error).message}` };
+        }
+      }
+      components[name] = health;
+      this.#componentUp.set({ component: name }, health.state === 'up' ? 1 : health.state === 'degraded' ? 0.5 : 0);
+      if (health.state !== 'up') reasons.push(`${name} is ${health.state}${health.reason ? `: ${health.reason}` : ''}`);
+    }
+    return {
+      status: reasons.length === 0 ? 'up' : 'down',
+      gateway: this.#config.gateway.id,
+      uptimeS: Math.round((Date.now() - this.#startedAt) / 1000),
+      reasons,
+      components,
+    };
+  }
+
+  /** A running component by name (`buffer`, `opcua/plc1`...), for the demo and tests. */
+  component(name: string): Component | undefined {
+    return this.#running.get(name)?.component;
+  }
+
+  async #startHttp(): Promise<void> {
+    const http = this.#config.http;
+    if (!http.enabled) return;
+    const server = new HealthServer({ host: http.host, port: http.port }, this.registry, () => this.health(), this.log.child({ component: 'http' }));
+    try {
+      await server.start();
+      this.#http = server;
+      this.log.info({ url: `http://${http.host}:${server.port}` }, 'serving /metrics and /healthz');
+    } catch (err) {
+      // A taken port must not stop the gateway from collecting data: say so loudly and run without the endpoint.
+      this.log.error({ err, host: http.host, port: http.port }, 'cannot serve /metrics and /healthz; the gateway runs without them');
+    }
+  }
+
+  async #startOne(plan: PlannedComponent): Promise<void> {
+    const [kind, instance] = plan.name.includes('/') ? plan.name.split('/', 2) : [plan.name, undefined];
+    const log = this.log.child({ component: kind, ...(instance ? { instance } : {}) });
+    const running: Running = { plan, component: undefined };
+    this.#running.set(plan.name, running);
+    try {
+      running.component = plan.create(
+        { log, metrics: this.registry, bus: this.bus, gatewayId: this.#config.gateway.id, stateDir: this.#config.gateway.stateDir },
+        { get: (name) => this.#running.get(name)?.component },
+      );
+      await running.component.start(this.#abort.signal);
+    } catch (err) {
+      running.failure = (err as Error).message;
+      log.error({ err }, `${plan.name} failed to start; the rest of the gateway keeps running`);
+    }
+  }
+
+  async #stopOne(name: string): Promise<void> {
+    const running = this.#running.get(name);
+    this.#running.delete(name);
+    this.#componentUp.remove({ component: name });
+    if (!running?.component) return;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), STOP_TIMEOUT_MS);
+    });
+    try {
+      const outcome = await Promise.race([running.component.stop().then(() => 'stopped' as const), timeout]);
+      if (outcome === 'timeout') this.log.warn({ component: name, timeoutMs: STOP_TIMEOUT_MS }, 'component did not stop in time; moving on');
+    } catch (err) {
+      this.log.error({ err, component: name }, 'component failed to stop cleanly');
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

@@ -1,0 +1,77 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { ComponentHealth } from '../core/component.js';
+
+export interface HealthReport {
+  status: 'up' | 'down';
+  gateway: string;
+  uptimeS: number;
+  /** Why the gateway is not up: one line per component that is not. */
+  reasons: string[];
+  components: Record<string, ComponentHealth>;
+}
+
+/**
+ * `/metrics` (Prometheus text format) and `/healthz` (JSON; 200 when every component is up, 503 with the reasons
+ * otherwise). Bound to localhost by default: it tells anyone who can reach it what the plant runs.
+ */
+export class HealthServer {
+  #server: Server | undefined;
+
+  constructor(
+    private readonly options: { host: string; port: number },
+    private readonly registry: Registry,
+    private readonly report: () => HealthReport,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    const server = createServer((req, res) => {
+      const url = (req.url ?? '/').split('?')[0];
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.writeHead(405, { allow: 'GET, HEAD' }).end();
+        return;
+      }
+      if (url === '/metrics') {
+        this.registry
+          .metrics()
+          .then((text) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(text))
+          .catch((err: unknown) => {
+            this.log.error({ err }, 'collecting metrics failed');
+            res.writeHead(500).end();
+          });
+        return;
+      }
+      if (url === '/healthz') {
+        const report = this.report();
+        res.writeHead(report.status === 'up' ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify(report, null, 2)}\n`);
+        return;
+      }
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics or /healthz\n');
+    });
+    server.keepAliveTimeout = 5_000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.options.port, this.options.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (err) => this.log.error({ err }, 'http server error'));
+    this.#server = server;
+  }
+
+  get port(): number | undefined {
+    return (this.#server?.address() as AddressInfo | null)?.port;
+  }
+
+  async stop(): Promise<void> {
+    const server = this.#server;
+    this.#server = undefined;
+    if (!server) return;
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
