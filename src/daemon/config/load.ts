@@ -136,6 +136,7 @@ function checkTagNamesUnique(config: Config, report: ConfigIssueReporter): void 
  * the default", which is what the engineer meant.
  */
 function dropEmptyValuesWithDefaults(schema: unknown, value: unknown): void {
+  if (schema === null || typeof schema !== 'object') return;
   const s = schema as { properties?: Record<string, { default?: unknown }>; items?: unknown };
   if (Array.isArray(value)) {
     for (const item of value) dropEmptyValuesWithDefaults(s.items, item);

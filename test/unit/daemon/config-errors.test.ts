@@ -105,7 +105,7 @@ const BAD_CONFIGS: Array<{ name: string; text: string; expected: string[]; env?:
   {
     name: 'two OPC UA tags with the same name',
     text: `${MINIMAL}opcua:\n  - name: plc1\n    endpoint: opc.tcp://10.0.0.5:4840\n    security: { mode: None, policy: None }\n    tags:\n      - { tag: t1, nodeId: "ns=2;s=A" }\n      - { tag: t1, nodeId: "ns=2;s=B" }\n`,
-    expected: ['plant.yaml:8:14 opcua[0].tags[1].tag: tag name "t1" is already used by opcua[0].tags[0]'],
+    expected: ['plant.yaml:8:16 opcua[0].tags[1].tag: tag name "t1" is already used by opcua[0].tags[0]'],
   },
 ];
 

@@ -1,0 +1,14 @@
+import { readModelFile } from '../runtime/model-file.js';
+
+/** What the demo needs of a shipped model's `lineguard` metadata (see models/README.md). */
+export interface DemoModelShape {
+  window: number;
+  inputs: Array<{ name: string }>;
+}
+
+/** Reads a model's input list and window from its ONNX metadata, so the demo config follows the shipped model. */
+export async function readLineguardMetadata(file: string): Promise<DemoModelShape> {
+  const model = await readModelFile(file);
+  if (!model.metadata) throw new Error(`${file} has no "lineguard" metadata; the demo needs the shipped models`);
+  return { window: model.metadata.window ?? 1, inputs: model.metadata.inputs };
+}
