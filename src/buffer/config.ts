@@ -1,33 +1,54 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { ByteSize, Duration, Section } from '../core/config-types.js';
+import { ByteSize, Duration, Section, type ConfigIssueReporter } from '../core/config-types.js';
+import { parseDuration, parseSize } from '../core/units.js';
 
 /** `buffer:` — the local SQLite store of samples and the durable alert outbox. */
 export const BufferConfigSchema = Section(
   {
     file: Type.Optional(
-      Type.String({ description: 'SQLite database file. Relative paths are under gateway.stateDir.', default: 'lineguard.db' }),
+      Type.String({
+        description: 'SQLite database file. Relative paths are under gateway.stateDir.',
+        default: 'lineguard.db', minLength: 1, examples: ['lineguard.db'],
+      }),
     ),
     flushIntervalMs: Type.Integer({
       description: 'Samples are committed in one transaction at least this often (a crash loses at most this much).',
       minimum: 10, maximum: 60000, default: 250,
     }),
     flushMaxRows: Type.Integer({
-      description: 'A batch is committed early when it holds this many samples.', minimum: 100, maximum: 1000000, default: 20000,
+      description:
+        'A batch is committed early when it holds this many samples. Big batches are split into commits of at most ' +
+        '~20 ms each, so the event loop is never blocked long.',
+      minimum: 100, maximum: 1000000, default: 20000,
+    }),
+    memoryMaxSamples: Type.Integer({
+      description:
+        'Samples held in memory while the disk cannot be written (full, read-only). Beyond this the oldest are ' +
+        'dropped and counted in lineguard_buffer_dropped_samples_total.',
+      minimum: 1000, maximum: 50000000, default: 200000,
     }),
     retention: Section(
       {
         maxAge: Duration({ description: 'Samples older than this are deleted.', default: '7d' }),
-        maxSize: ByteSize({ description: 'The database is kept below this size; the oldest samples go first.', default: '2GB' }),
+        maxSize: ByteSize({
+          description:
+            'The database (samples, tags and outbox) is kept below this size; the oldest samples go first. The ' +
+            'write-ahead log adds up to 64 MB beside it.',
+          default: '2GB',
+        }),
       },
-      { description: 'How much history is kept on disk.', default: {} },
+      { description: 'How much history is kept on disk. Old samples are deleted in small steps, never stalling ingest.', default: {} },
     ),
     outbox: Section(
       {
         maxAlerts: Type.Integer({
-          description: 'Alerts waiting for delivery beyond this count are dropped (counted, logged, shown in /healthz).',
+          description: 'Alerts waiting for delivery beyond this count are dropped, oldest first (counted, logged, shown in /healthz).',
           minimum: 100, default: 100000,
         }),
-        maxSize: ByteSize({ description: 'Bound on the outbox size on disk.', default: '256MB' }),
+        maxSize: ByteSize({
+          description: 'Bound on the alert payloads waiting on disk; beyond it the oldest alerts are dropped. Part of retention.maxSize.',
+          default: '256MB',
+        }),
       },
       { description: 'The durable queue of alerts waiting for the broker.', default: {} },
     ),
@@ -36,3 +57,24 @@ export const BufferConfigSchema = Section(
 );
 
 export type BufferConfig = Static<typeof BufferConfigSchema>;
+
+/** Smallest database size bound that leaves room for the schema, a few batches and some alerts. */
+const MIN_DB_SIZE = 1_000_000;
+
+/** Cross-field checks; `report` paths are relative to the `buffer` section (the loader prefixes `['buffer']`). */
+export function checkBufferConfig(cfg: BufferConfig, report: ConfigIssueReporter): void {
+  const dbSize = parseSize(cfg.retention.maxSize);
+  const outboxSize = parseSize(cfg.outbox.maxSize);
+  if (dbSize < MIN_DB_SIZE) report(['retention', 'maxSize'], `must be at least 1MB (is ${cfg.retention.maxSize})`);
+  if (outboxSize >= dbSize) {
+    report(
+      ['outbox', 'maxSize'],
+      `must be smaller than retention.maxSize (${cfg.retention.maxSize}): alerts live in the same database as the samples`,
+    );
+  }
+  if (parseDuration(cfg.retention.maxAge) < 60_000) report(['retention', 'maxAge'], 'must be at least 1m');
+  if (cfg.memoryMaxSamples < cfg.flushMaxRows) {
+    report(['memoryMaxSamples'], `must be at least flushMaxRows (${cfg.flushMaxRows}): a batch is held in memory until it is committed`);
+  }
+  if (cfg.file !== undefined && /[\\/]$/.test(cfg.file)) report(['file'], 'names a directory; give a file name, e.g. lineguard.db');
+}

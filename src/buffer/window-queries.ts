@@ -1,0 +1,118 @@
+import type { Database, Statement } from 'better-sqlite3';
+import type { TagWindow, WindowReader } from '../core/window.js';
+import { KIND, QUALITY } from './sample-writer.js';
+import type { TagRegistry } from './tag-registry.js';
+
+/** [ts, value, quality, kind] as read with `.raw()`. */
+type RawRow = [number, number | null, number, number];
+
+/** A window bigger than this is a caller's mistake (a period in seconds given as ms...), not a model input. */
+const MAX_WINDOW_CELLS = 50_000_000;
+
+/** A sample is usable as a model input when it is good, numeric (or boolean) and not NaN (stored as NULL). */
+function usable(row: RawRow): boolean {
+  return row[2] === QUALITY.good && row[3] !== KIND.string && row[1] !== null;
+}
+
+/**
+ * Window queries over the samples table. Each is one index range scan per tag on the (tag_id, ts) primary key,
+ * read as raw arrays; the assembly into row-major Float64Arrays is a single pass.
+ *
+ * Only committed samples are seen: the newest `flushIntervalMs` of samples may not be there yet.
+ * Valid (1) means a good-quality numeric or boolean value; uncertain and bad quality, strings, NaN and gaps are
+ * invalid (0, value NaN).
+ */
+export class WindowQueries implements WindowReader {
+  readonly #tags: TagRegistry;
+  readonly #lastN: Statement<[number, number]>;
+  readonly #before: Statement<[number, number]>;
+  readonly #range: Statement<[number, number, number]>;
+
+  constructor(db: Database, tags: TagRegistry) {
+    this.#tags = tags;
+    this.#lastN = db.prepare('SELECT ts, value, quality, kind FROM samples WHERE tag_id = ? ORDER BY ts DESC LIMIT ?').raw(true);
+    this.#before = db
+      .prepare('SELECT ts, value, quality, kind FROM samples WHERE tag_id = ? AND ts <= ? ORDER BY ts DESC LIMIT 1')
+      .raw(true);
+    this.#range = db
+      .prepare('SELECT ts, value, quality, kind FROM samples WHERE tag_id = ? AND ts > ? AND ts <= ? ORDER BY ts')
+      .raw(true);
+  }
+
+  /**
+   * The last `n` samples of each tag, aligned from the newest (row n-1 holds every tag's newest sample). `ts` of a
+   * row is the newest timestamp among the tags in that row (NaN where no tag has a sample).
+   */
+  lastN(tags: readonly string[], n: number): TagWindow {
+    if (!Number.isInteger(n) || n < 1) throw new RangeError(`lastN: n must be a positive integer, got ${n}`);
+    const window = emptyWindow(tags, n);
+    const width = tags.length;
+    window.ts.fill(Number.NaN);
+    tags.forEach((tag, col) => {
+      const id = this.#tags.id(tag);
+      if (id === undefined) return;
+      const rows = this.#lastN.all(id, n) as RawRow[];
+      // rows are newest first: the k-th newest goes to row n-1-k.
+      for (let k = 0; k < rows.length; k++) {
+        const row = rows[k]!;
+        const r = n - 1 - k;
+        const cell = r * width + col;
+        if (usable(row)) {
+          window.values[cell] = row[1]!;
+          window.valid[cell] = 1;
+        }
+        const t = window.ts[r]!;
+        if (Number.isNaN(t) || row[0] > t) window.ts[r] = row[0];
+      }
+    });
+    return window;
+  }
+
+  /**
+   * [fromMs, toMs] on a grid of `periodMs` (fromMs, fromMs + periodMs, ... ≤ toMs). Each cell holds the tag's last
+   * sample at or before the grid time, valid when that sample is usable and at most `maxHoldMs` old (default: held
+   * without limit — sources report on change, so a steady value is not re-sent). A bad sample invalidates the
+   * cells until the next good one.
+   */
+  resampled(tags: readonly string[], fromMs: number, toMs: number, periodMs: number, maxHoldMs = Number.POSITIVE_INFINITY): TagWindow {
+    if (!(periodMs > 0) || !Number.isFinite(periodMs)) throw new RangeError(`resampled: periodMs must be > 0, got ${periodMs}`);
+    if (!Number.isFinite(fromMs) || !Number.isFinite(toMs) || toMs < fromMs) {
+      throw new RangeError(`resampled: need fromMs <= toMs, got ${fromMs}..${toMs}`);
+    }
+    const rows = Math.floor((toMs - fromMs) / periodMs) + 1;
+    if (rows * Math.max(1, tags.length) > MAX_WINDOW_CELLS) {
+      throw new RangeError(`resampled: ${rows} rows × ${tags.length} tags is too large a window`);
+    }
+    const window = emptyWindow(tags, rows);
+    const width = tags.length;
+    for (let r = 0; r < rows; r++) window.ts[r] = fromMs + r * periodMs;
+    tags.forEach((tag, col) => {
+      const id = this.#tags.id(tag);
+      if (id === undefined) return;
+      let last = this.#before.get(id, fromMs) as RawRow | undefined;
+      const samples = this.#range.all(id, fromMs, toMs) as RawRow[];
+      let j = 0;
+      for (let r = 0; r < rows; r++) {
+        const t = window.ts[r]!;
+        while (j < samples.length && samples[j]![0] <= t) last = samples[j++];
+        if (last !== undefined && usable(last) && t - last[0] <= maxHoldMs) {
+          const cell = r * width + col;
+          window.values[cell] = last[1]!;
+          window.valid[cell] = 1;
+        }
+      }
+    });
+    return window;
+  }
+}
+
+function emptyWindow(tags: readonly string[], rows: number): TagWindow {
+  const cells = rows * tags.length;
+  return {
+    tags: [...tags],
+    ts: new Float64Array(rows),
+    values: new Float64Array(cells).fill(Number.NaN),
+    valid: new Uint8Array(cells),
+    rows,
+  };
+}

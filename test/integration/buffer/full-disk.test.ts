@@ -1,0 +1,171 @@
+import BetterSqlite3 from 'better-sqlite3';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SampleBuffer, type SampleBufferTuning } from '../../../src/buffer/sample-buffer.js';
+import type { BufferConfig } from '../../../src/buffer/config.js';
+import type { TagSample } from '../../../src/core/tag-sample.js';
+import { bufferConfig, bufferContext, sample } from '../../unit/buffer/buffer-context.js';
+import { makeAlert } from '../../unit/buffer/make-alert.js';
+import { SmallFs } from './small-fs.js';
+
+const signal = new AbortController().signal;
+let ctx: ReturnType<typeof bufferContext>;
+let buffer: SampleBuffer | undefined;
+/** Sample time: recent, so retention by age (7 days) keeps everything. */
+let ts = Date.now() - 3600_000;
+
+function batch(rows: number): TagSample[] {
+  const out: TagSample[] = [];
+  for (let i = 0; i < rows; i++) out.push(sample(`tag${i % 8}`, (ts += 1), Math.random()));
+  return out;
+}
+
+async function start(cfg: Partial<BufferConfig>, tuning: Partial<SampleBufferTuning>): Promise<SampleBuffer> {
+  buffer = new SampleBuffer(
+    bufferConfig({ flushIntervalMs: 60_000, flushMaxRows: 5_000, memoryMaxSamples: 30_000, ...cfg }),
+    ctx,
+    { retryInitialMs: 1, retryMaxMs: 2, maintenanceIntervalMs: 60_000, ...tuning },
+  );
+  await buffer.start(signal);
+  return buffer;
+}
+
+/** Publishes and commits batches until a commit fails; returns how many rows were stored. */
+function fillUntilFull(b: SampleBuffer): void {
+  for (let i = 0; i < 2_000 && b.health().state === 'up'; i++) {
+    ctx.bus.publish(batch(5_000));
+    b.flush();
+  }
+  expect(b.health().state).toBe('degraded');
+}
+
+async function metric(name: string): Promise<string> {
+  return (await ctx.metrics.getSingleMetricAsString(name)) ?? '';
+}
+
+function integrity(file: string): string {
+  const db = new BetterSqlite3(file, { readonly: true });
+  try {
+    return db.pragma('integrity_check', { simple: true }) as string;
+  } finally {
+    db.close();
+  }
+}
+
+beforeEach(() => {
+  ctx = bufferContext();
+});
+
+afterEach(async () => {
+  await buffer?.stop();
+  buffer = undefined;
+  ctx.cleanup();
+});
+
+/** The checks both ways of filling the disk share. */
+async function fullDiskScenario(b: SampleBuffer, makeRoom: () => void): Promise<void> {
+  const before = b.outbox.enqueue(makeAlert(0));
+  fillUntilFull(b);
+  const health = b.health();
+  expect(health.reason).toMatch(/cannot write the database .*SQLITE_FULL/);
+  expect(health.details?.pendingSamples).toBeGreaterThan(0);
+  expect(await metric('lineguard_buffer_write_errors_total')).toMatch(/code="SQLITE_FULL"} [1-9]/);
+
+  // Telemetry goes before alerts: the alert is committed although the disk is full.
+  // 300 KB is more than the free pages a failed 5,000-row commit can leave behind: it needs room made.
+  const during = b.outbox.enqueue(makeAlert(1, { message: 'x'.repeat(300_000) }));
+  expect(b.outbox.peek(10).map((e) => e.seq)).toEqual([before.seq, during.seq]);
+  expect(b.outbox.droppedCount).toBe(0);
+
+  // Samples wait in memory up to memoryMaxSamples; the oldest beyond are dropped and counted.
+  ctx.bus.publish(batch(40_000));
+  b.flush();
+  // (Some may have been committed into the room deleted for the alert: telemetry gets what alerts do not need.)
+  const pending = b.health().details?.pendingSamples as number;
+  expect(pending).toBeGreaterThan(0);
+  expect(pending).toBeLessThanOrEqual(30_000);
+  expect(b.health().state).toBe('degraded');
+  expect(await metric('lineguard_buffer_dropped_samples_total')).toMatch(/reason="memory_bound"} [1-9]/);
+
+  // Space comes back: the held samples are committed and health recovers.
+  makeRoom();
+  b.flush();
+  b.maintain();
+  expect(b.health()).toMatchObject({ state: 'up', details: { pendingSamples: 0, outboxDepth: 2 } });
+  const newest = b.lastN(['tag0'], 1);
+  expect(newest.ts[0]).toBeGreaterThan(ts - 10);
+}
+
+describe('full disk', () => {
+  it('on a small tmpfs: SQLITE_FULL is survived, alerts still fit, recovery when space returns; a read-only mount fails start clearly', async (test) => {
+    const fs = SmallFs.mount(6 * 1024 * 1024);
+    if (!fs) {
+      test.skip('cannot mount a tmpfs here (not root): the max_page_count test covers the logic');
+      return;
+    }
+    try {
+      const file = join(fs.dir, 'full.db');
+      const b = await start({ file }, { walAutocheckpointPages: 64, diskReserveBytes: 512 * 1024 });
+      await fullDiskScenario(b, () => fs.resize(64 * 1024 * 1024));
+      expect(integrity(file)).toBe('ok');
+
+      await b.stop();
+      expect(integrity(file)).toBe('ok');
+
+      // Restarted on a read-only file system: start fails with a clear error, health is down, nothing crashes.
+      fs.readOnly(true);
+      const ro = new SampleBuffer(bufferConfig({ file }), ctx);
+      await expect(ro.start(signal)).rejects.toThrow(/cannot open the buffer database/);
+      expect(ro.health().state).toBe('down');
+      await ro.stop();
+      fs.readOnly(false);
+      const again = await start({ file }, {});
+      expect(again.health().state).toBe('up');
+      expect(again.outbox.depth()).toBe(2);
+    } finally {
+      await buffer?.stop();
+      fs.unmount();
+    }
+  });
+
+  it('read-only at run time (SQLITE_READONLY through PRAGMA query_only): samples held, alert refused and counted, recovery', async () => {
+    // A real file system cannot be remounted read-only under open files from a test (the kernel answers EBUSY; it
+    // does so itself only on I/O errors), so the same SQLite error is produced at the connection.
+    const connections: BetterSqlite3.Database[] = [];
+    const b = await start({}, { configureConnection: (db) => connections.push(db) });
+    ctx.bus.publish(batch(100));
+    b.flush();
+    for (const db of connections) db.pragma('query_only = 1');
+    ctx.bus.publish(batch(1_000));
+    b.flush();
+    const health = b.health();
+    expect(health).toMatchObject({ state: 'degraded', details: { pendingSamples: 1_000, writeError: 'SQLITE_READONLY' } });
+    expect(() => b.outbox.enqueue(makeAlert(0))).toThrow(/readonly/);
+    expect(b.outbox.droppedCount).toBe(1);
+    expect(b.health().reason).toMatch(/1 alerts dropped/);
+    expect(await metric('lineguard_buffer_dropped_alerts_total')).toMatch(/reason="write_error"} 1/);
+    for (const db of connections) db.pragma('query_only = 0');
+    b.flush();
+    expect(b.health().details).toMatchObject({ pendingSamples: 0, writtenSamples: 1_100 });
+  });
+
+  it('through max_page_count: SQLITE_FULL is survived, alerts still fit, recovery when the limit is raised', async () => {
+    const connections: BetterSqlite3.Database[] = [];
+    const b = await start(
+      {},
+      {
+        diskReserveBytes: 0,
+        configureConnection: (db) => {
+          connections.push(db);
+          db.pragma('max_page_count = 600');
+        },
+      },
+    );
+    await fullDiskScenario(b, () => {
+      for (const db of connections) db.pragma('max_page_count = 100000');
+    });
+    expect(await metric('lineguard_buffer_pruned_rows_total')).toMatch(/reason="disk_full"} [1-9]/);
+    await b.stop();
+    expect(integrity(join(ctx.stateDir, 'lineguard.db'))).toBe('ok');
+  });
+});
