@@ -51,6 +51,11 @@ export class SimulatedLine {
     return this.#pressIndex;
   }
 
+  /** Jumps the press replay to a row (the next tick writes the row after it). */
+  seek(index: number): void {
+    this.#pressIndex = Math.max(0, Math.min(index, this.options.press.rows.length - 1)) - 1;
+  }
+
   async start(): Promise<void> {
     const opcua: NodeOpcua = await import('node-opcua');
     mkdirSync(this.options.pkiDir, { recursive: true });
@@ -58,12 +63,18 @@ export class SimulatedLine {
       rootFolder: path.join(this.options.pkiDir, 'server'),
       automaticallyAcceptUnknownCertificate: true,
     });
+    // Both managers rooted in our folder: node-opcua otherwise creates ~/.config/node-opcua-default-nodejs/.
+    const userCertificateManager = new opcua.OPCUACertificateManager({
+      rootFolder: path.join(this.options.pkiDir, 'user'),
+      automaticallyAcceptUnknownCertificate: false,
+    });
     const server = new opcua.OPCUAServer({
       port: this.options.port ?? 0,
       hostname: '127.0.0.1',
       resourcePath: '/UA/DemoLine',
       buildInfo: { productName: 'Lineguard demo line', manufacturerName: 'Lineguard', softwareVersion: '1.0' },
       serverCertificateManager,
+      userCertificateManager,
       securityPolicies: [opcua.SecurityPolicy.None, opcua.SecurityPolicy.Basic256Sha256],
       securityModes: [opcua.MessageSecurityMode.None, opcua.MessageSecurityMode.SignAndEncrypt],
       allowAnonymous: true,

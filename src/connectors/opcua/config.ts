@@ -63,8 +63,9 @@ export const OpcuaServerSchema = Section({
       ),
       trustOnFirstUse: Type.Boolean({
         description:
-          'DANGER: trust an unknown server certificate on first contact (logged loudly). Off: the certificate is refused and ' +
-          'logged with the `lineguard pki trust <thumbprint>` command that trusts it.',
+          'DANGER: trust the server certificate at the first contact, when no certificate of this server (same application ' +
+          'URI) is trusted yet; logged loudly. A changed certificate is still refused. Off: an unknown certificate is refused ' +
+          'and logged with the `lineguard pki trust <thumbprint>` command that trusts it.',
         default: false,
       }),
     },
