@@ -9,8 +9,8 @@ export interface DemoConfigOptions {
   httpPort: number;
   faultModel: string;
   rulModel: string;
-  /** The RUL model's inputs, as Engine1 variable names (s2, s3, ..., setting1). */
-  rulInputs: string[];
+  /** The RUL model's inputs: tag suffix (the model's input name) and the Engine1 variable (s2, ..., setting1). */
+  rulInputs: Array<{ name: string; variable: string }>;
   rulWindow: number;
   /** Milliseconds between two replayed rows / engine cycles. */
   periodMs: number;
@@ -41,7 +41,7 @@ export function demoConfigYaml(o: DemoConfigOptions): string {
         publishingIntervalMs: sampling,
         tags: [
           ...PRESS_VARIABLES.map((v) => ({ tag: PRESS_TAGS[v], nodeId: `nsu=${DEMO_NAMESPACE};s=Press1.${v}`, samplingIntervalMs: sampling })),
-          ...o.rulInputs.map((v) => ({ tag: `engine1.${v}`, nodeId: `nsu=${DEMO_NAMESPACE};s=Engine1.${v}`, samplingIntervalMs: sampling })),
+          ...o.rulInputs.map((v) => ({ tag: `engine1.${v.name}`, nodeId: `nsu=${DEMO_NAMESPACE};s=Engine1.${v.variable}`, samplingIntervalMs: sampling })),
         ],
       },
     ],
@@ -49,7 +49,7 @@ export function demoConfigYaml(o: DemoConfigOptions): string {
       brokers: [{ name: 'demo', url: o.mqttUrl }],
       alerts: { broker: 'demo' },
     },
-    buffer: { flushIntervalMs: 100, retention: { maxAge: '1d', maxSize: '256MB' } },
+    buffer: { flushIntervalMs: 100, retention: { maxAge: '1d', maxSize: '512MB' } },
     models: [
       {
         name: 'press-fault',
@@ -66,10 +66,10 @@ export function demoConfigYaml(o: DemoConfigOptions): string {
         file: o.rulModel,
         asset: 'demo-line/engine1',
         executionProviders: ['cuda', 'cpu'],
-        inputs: o.rulInputs.map((v) => `engine1.${v}`),
+        inputs: o.rulInputs.map((v) => `engine1.${v.name}`),
         window: { samples: o.rulWindow, periodMs: o.periodMs },
         schedule: { everyMs: o.periodMs },
-        alert: { kind: 'degradation', severity: 'minor', raiseBelow: 30, clearAbove: 60, forSamples: 2 },
+        alert: { kind: 'degradation', severity: 'minor', raiseBelow: 30, clearAbove: 40, forSamples: 2 },
       },
     ],
   };

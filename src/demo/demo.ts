@@ -40,7 +40,7 @@ export async function runDemo(argv: string[], io: CliIo): Promise<number> {
   const faultModel = path.join(ROOT, 'models/ai4i-fault/model.onnx');
   const rulModel = path.join(ROOT, 'models/cmapss-rul/model.onnx');
   const rulMeta = await readLineguardMetadata(rulModel);
-  const rulInputs = rulMeta.inputs.map((i) => engineVariable(i.name));
+  const rulInputs = rulMeta.inputs.map((i) => ({ name: i.name, variable: engineVariable(i.name, i.description) }));
 
   const stateDir = values['state-dir'] ?? mkdtempSync(path.join(tmpdir(), 'lineguard-demo-'));
   mkdirSync(stateDir, { recursive: true });
@@ -149,16 +149,17 @@ export async function runDemo(argv: string[], io: CliIo): Promise<number> {
 function formatAlert(a: AlertEvent): string {
   const time = new Date(a.ts).toISOString().slice(11, 23);
   const verb = a.state === 'raised' ? 'RAISED ' : 'CLEARED';
-  const label = a.output.label ? ` ${a.output.label}` : '';
-  return `${time} ${verb} ${a.severity.padEnd(5)} ${a.kind} ${a.model.name}@${a.model.version} on ${a.asset ?? a.gateway}: ` +
-    `${a.output.name}${label}=${a.output.value.toFixed(3)} [${a.provider}] ${a.message}`;
+  return `${time} ${verb} ${a.severity.padEnd(5)} ${a.model.name}@${a.model.version} [${a.provider}] ${a.message}`;
 }
 
-/** Maps a model input name (`s2`, `sensor_2`, `T24 (s2)`, `setting1`) onto an Engine1 variable of the demo line. */
-function engineVariable(name: string): string {
-  const sensor = /(?:^|[^a-z])s(?:ensor)?_?(\d+)/i.exec(name) ?? /^s(\d+)$/i.exec(name);
+/**
+ * Maps a model input onto an Engine1 variable of the demo line by its name or description (`s2`, `sensor 2, T24:
+ * ...`, `setting1`).
+ */
+function engineVariable(name: string, description = ''): string {
+  const sensor = /^s(\d+)$/i.exec(name) ?? /\bsensor[ _]?(\d+)\b/i.exec(`${name} ${description}`);
   if (sensor) return `s${Number(sensor[1])}`;
-  const setting = /setting_?(\d)/i.exec(name);
+  const setting = /setting[ _]?(\d)/i.exec(`${name} ${description}`);
   if (setting) return `setting${setting[1]}`;
   throw new Error(`the RUL model input "${name}" does not name a C-MAPSS sensor or setting`);
 }

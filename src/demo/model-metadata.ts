@@ -3,7 +3,7 @@ import { readModelFile } from '../runtime/model-file.js';
 /** What the demo needs of a shipped model's `lineguard` metadata (see models/README.md). */
 export interface DemoModelShape {
   window: number;
-  inputs: Array<{ name: string }>;
+  inputs: Array<{ name: string; description?: string }>;
 }
 
 /** Reads a model's input list and window from its ONNX metadata, so the demo config follows the shipped model. */
