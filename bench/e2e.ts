@@ -120,22 +120,27 @@ models:
   const buffer = daemon.component('buffer') as SampleBuffer;
   const latencies: number[] = [];
   const outbox = buffer.outbox;
+  let enqueuedCount = 0;
+  const unsubscribe = outbox.onEnqueue(() => {
+    enqueuedCount++;
+  });
   const publisher = await mqtt.connectAsync(url, { clientId: `lineguard-bench-pub-${process.pid}` });
   try {
     let ts = Date.now();
     for (let i = 0; i < ALERTS; i++) {
       const values = i % 2 === 0 ? pair.fault : pair.normal;
       ts += 1;
-      const before = outbox.depth();
-      const enqueued = waitUntil(() => outbox.depth() > before || latencies.length > i, 5000);
+      const target = enqueuedCount + 1;
       await publisher.publishAsync(topic, JSON.stringify({ ts, ...Object.fromEntries(TAGS.map((t, k) => [t, values[k]])) }), { qos: 0 });
-      await enqueued;
+      await waitUntil(() => enqueuedCount >= target, 5000);
+      // The sink acks (removes) an entry only on the broker's PUBACK.
       await waitUntil(() => outbox.depth() === 0, 5000);
       const arrived = arrivals.get(ts);
       if (arrived !== undefined) latencies.push(performance.now() - arrived);
       if (i > 0 && i % 100 === 0) progress(`gateway: ${i} alerts`);
     }
   } finally {
+    unsubscribe();
     await publisher.endAsync();
     await daemon.stop();
   }
@@ -249,12 +254,13 @@ models:
 
 /** RSS of a Node.js process that loaded node-opcua and onnxruntime-node and did nothing else. */
 async function floorRss(): Promise<number> {
-  const script = "await import('node-opcua'); await import('onnxruntime-node'); global.gc?.(); await new Promise(r => setTimeout(r, 500)); process.stdout.write(String(process.memoryUsage().rss));";
+  const script = "await import('node-opcua'); await import('onnxruntime-node'); global.gc?.(); await new Promise(r => setTimeout(r, 500)); process.stdout.write('RSS=' + process.memoryUsage().rss + '\\n');";
   return await new Promise<number>((resolve, reject) => {
     const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => { out += c; });
-    child.once('exit', (code) => (code === 0 ? resolve(Number(out) / 1e6) : reject(new Error(`floor process exited ${code}`))));
+    // node-opcua prints a warning on stdout while loading: read only our line.
+    child.once('exit', (code) => (code === 0 ? resolve(Number(/RSS=(\d+)/.exec(out)?.[1]) / 1e6) : reject(new Error(`floor process exited ${code}`))));
   });
 }
 
