@@ -1,67 +1,122 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { Name, Section } from '../core/config-types.js';
+import { Name, Section, type ConfigIssueReporter } from '../core/config-types.js';
 
-export const ExecutionProviderSchema = Type.Union([Type.Literal('tensorrt'), Type.Literal('cuda'), Type.Literal('cpu')]);
-
-/** When an alert is raised and cleared. */
-export const AlertRuleSchema = Section({
-  kind: Type.String({ description: 'Alert kind: equipment_fault, quality_defect, degradation, ...', minLength: 1, default: 'equipment_fault' }),
-  severity: Type.Union(
-    [Type.Literal('critical'), Type.Literal('major'), Type.Literal('minor'), Type.Literal('warning'), Type.Literal('info')],
-    { default: 'major' },
-  ),
-  output: Type.Optional(Type.String({ description: 'Model output the rule reads (default: the first output).' })),
-  outputIndex: Type.Integer({ description: 'Element of that output (class index for probabilities).', minimum: 0, default: 0 }),
-  raiseAbove: Type.Optional(Type.Number({ description: 'Raise when the value is above this... (for a value that rises).' })),
-  clearBelow: Type.Optional(Type.Number({ description: '...and clear when it falls below this (hysteresis).' })),
-  raiseBelow: Type.Optional(Type.Number({ description: 'Raise when the value is below this (for a value that falls, e.g. RUL).' })),
-  clearAbove: Type.Optional(Type.Number({ description: '...and clear when it rises above this.' })),
-  forSamples: Type.Integer({ description: 'Debounce: this many consecutive inferences past the threshold.', minimum: 1, default: 1 }),
-  forMs: Type.Integer({ description: 'Debounce: past the threshold for at least this long.', minimum: 0, default: 0 }),
-  cooldownMs: Type.Integer({ description: 'After a clear, no new raise for this long.', minimum: 0, default: 0 }),
+export const ExecutionProviderSchema = Type.Union([Type.Literal('tensorrt'), Type.Literal('cuda'), Type.Literal('cpu')], {
+  description: 'An ONNX Runtime execution provider: tensorrt (NVIDIA TensorRT), cuda (NVIDIA CUDA) or cpu.',
 });
+
+/**
+ * When an alert is raised and cleared. A rule reads one number from one model output and applies a threshold with
+ * hysteresis: `raiseAbove` + `clearBelow` for a value that rises towards trouble (a failure probability), or
+ * `raiseBelow` + `clearAbove` for a value that falls towards it (remaining useful life).
+ */
+export const AlertRuleSchema = Section(
+  {
+    kind: Type.String({
+      description: 'Alert kind in the payload: equipment_fault, quality_defect, degradation, ...', minLength: 1, default: 'equipment_fault',
+    }),
+    severity: Type.Union(
+      [Type.Literal('critical'), Type.Literal('major'), Type.Literal('minor'), Type.Literal('warning'), Type.Literal('info')],
+      { description: 'Severity in the payload.', default: 'major' },
+    ),
+    output: Type.Optional(Type.String({ description: 'Model output the rule reads (default: the first output).', minLength: 1 })),
+    outputIndex: Type.Union([Type.Integer({ minimum: 0 }), Type.Literal('max')], {
+      description:
+        'Element of that output: a class index for probabilities, or "max" for the largest element (its label is put in the alert).',
+      default: 0,
+    }),
+    raiseAbove: Type.Optional(Type.Number({ description: 'Raise when the value is above this (for a value that rises); needs clearBelow.' })),
+    clearBelow: Type.Optional(Type.Number({ description: 'Clear when the value is below this (hysteresis: at most raiseAbove).' })),
+    raiseBelow: Type.Optional(Type.Number({ description: 'Raise when the value is below this (for a value that falls, e.g. RUL); needs clearAbove.' })),
+    clearAbove: Type.Optional(Type.Number({ description: 'Clear when the value is above this (hysteresis: at least raiseBelow).' })),
+    forSamples: Type.Integer({
+      description: 'Debounce: this many consecutive inferences past the threshold before raising (and past the clear threshold before clearing).',
+      minimum: 1, default: 1,
+    }),
+    forMs: Type.Integer({
+      description: 'Debounce: past the threshold for at least this long (sample time) before raising or clearing; both debounces must hold.',
+      minimum: 0, default: 0,
+    }),
+    cooldownMs: Type.Integer({ description: 'After a clear, no new raise for this long (sample time).', minimum: 0, default: 0 }),
+    recentSamples: Type.Integer({
+      description: 'How many of the newest window rows of each input tag the alert carries (what the engineer sees).',
+      minimum: 0, maximum: 1000, default: 10,
+    }),
+  },
+  { description: 'The alert rule applied to the model output.' },
+);
 
 /** One ONNX model run by the gateway. */
 export const ModelConfigSchema = Section({
-  name: Name({ description: 'Model name in alerts, logs, metrics and /healthz.' }),
-  file: Type.String({ description: 'ONNX file. Relative paths are resolved from the config file directory.', minLength: 1 }),
-  asset: Type.Optional(Type.String({ description: 'Asset or line this model watches (put in every alert).' })),
-  executionProviders: Type.Array(ExecutionProviderSchema, {
-    description: 'Tried in this order; the first that loads is used (and reported).', minItems: 1, default: ['cpu'],
+  name: Name({ description: 'Model name in alerts, logs, metrics and /healthz.', examples: ['press1-fault'] }),
+  file: Type.String({
+    description: 'ONNX file. Relative paths are resolved from the config file directory. Replacing the file swaps the model live.',
+    minLength: 1, examples: ['models/ai4i-fault/model.onnx'],
   }),
-  requireGpu: Type.Boolean({ description: 'true: fail this model instead of falling back to CPU.', default: false }),
+  asset: Type.Optional(Type.String({ description: 'Asset or line this model watches (put in every alert).', minLength: 1 })),
+  executionProviders: Type.Array(ExecutionProviderSchema, {
+    description: 'Tried one at a time in this order; the first that loads is used, and the one that really ran is reported.',
+    minItems: 1, maxItems: 3, default: ['cpu'],
+  }),
+  requireGpu: Type.Boolean({
+    description: 'true: the model is down (with the reason) instead of falling back to the CPU when no GPU provider loads.', default: false,
+  }),
   deviceId: Type.Integer({ description: 'CUDA/TensorRT device id.', minimum: 0, default: 0 }),
   tensorrt: Section(
     {
-      fp16: Type.Boolean({ description: 'Allow FP16 kernels.', default: true }),
-      engineCache: Type.Boolean({ description: 'Cache built engines under stateDir/trt-cache (minutes saved on every start).', default: true }),
+      fp16: Type.Boolean({ description: 'Allow FP16 kernels (ORT_TENSORRT_FP16_ENABLE).', default: true }),
+      engineCache: Type.Boolean({
+        description: 'Cache built engines under <stateDir>/trt-cache/<name> (ORT_TENSORRT_ENGINE_CACHE_ENABLE): minutes saved on every start.',
+        default: true,
+      }),
     },
-    { description: 'TensorRT options (set through ORT_TENSORRT_* variables).', default: {} },
+    { description: 'TensorRT options (set through the ORT_TENSORRT_* variables when the session is created).', default: {} },
   ),
-  intraOpThreads: Type.Integer({ description: 'ONNX Runtime threads for this model.', minimum: 1, maximum: 64, default: 1 }),
-  inputs: Type.Array(Type.String({ minLength: 1 }), { description: 'Tags fed to the model, in the order of its input features.', minItems: 1 }),
+  intraOpThreads: Type.Integer({
+    description: 'ONNX Runtime intra-op threads for this model (ONNX Runtime would take one per core; Lineguard also turns their busy-waiting off).', minimum: 1, maximum: 64, default: 1,
+  }),
+  inputs: Type.Array(Type.String({ minLength: 1 }), {
+    description: 'Tags fed to the model, in the order of its input features.', minItems: 1,
+  }),
   window: Section(
     {
-      samples: Type.Integer({ description: 'Rows per window (the model input window dimension).', minimum: 1, default: 1 }),
+      samples: Type.Integer({ description: 'Rows per window (the model input window dimension).', minimum: 1, maximum: 100000, default: 1 }),
       periodMs: Type.Optional(Type.Integer({
-        description: 'Resample onto a grid of this period (last value held); omitted = the last N samples as they came.', minimum: 1,
+        description: 'Resample onto a grid of this period (last value held); omitted = the last N samples of each tag as they came.',
+        minimum: 1,
+      })),
+      maxHoldMs: Type.Optional(Type.Integer({
+        description: 'With periodMs: a value is held on the grid for at most this long, then the cell counts as missing.', minimum: 1,
       })),
       maxInvalidFraction: Type.Number({
-        description: 'Skip the inference when more than this fraction of the window is missing or bad quality.', minimum: 0, maximum: 1, default: 0,
+        description:
+          'Skip the inference when more than this fraction of the window cells is missing or bad quality; the cells that are allowed ' +
+          'to be missing are filled with the previous good value of the same tag (the next one at the start of the window).',
+        minimum: 0, maximum: 1, default: 0,
       }),
     },
     { description: 'What history each inference sees.', default: {} },
   ),
   normalisation: Type.Union([Type.Literal('model'), Type.Literal('none')], {
-    description: 'model: apply the mean/std stored in the ONNX metadata; none: feed raw values.', default: 'model',
+    description:
+      'model: z-score each feature with the mean/std in the ONNX metadata (a model without that metadata gets raw values, with a warning); ' +
+      'none: feed raw values.',
+    default: 'model',
   }),
   schedule: Section(
     {
       everyMs: Type.Integer({ description: 'Run at least this often.', minimum: 10, default: 1000 }),
-      onNewData: Type.Boolean({ description: 'Also run when a new sample of every input has arrived.', default: false }),
+      onNewData: Type.Boolean({ description: 'Also run as soon as a new sample of every input tag has arrived.', default: false }),
+      timeoutMs: Type.Integer({
+        description: 'An inference running longer than this is abandoned and the model reloaded (a hung GPU must not stop the model for good).',
+        minimum: 100, default: 30000,
+      }),
     },
     { description: 'When inferences run (at most one in flight per model).', default: {} },
   ),
+  watch: Type.Boolean({
+    description: 'Reload the model when its file changes (loaded and warmed up beside the running one, then swapped).', default: true,
+  }),
   alert: AlertRuleSchema,
 });
 
@@ -70,3 +125,75 @@ export const ModelsConfigSchema = Type.Array(ModelConfigSchema, { description: '
 export type ExecutionProvider = Static<typeof ExecutionProviderSchema>;
 export type AlertRuleConfig = Static<typeof AlertRuleSchema>;
 export type ModelConfig = Static<typeof ModelConfigSchema>;
+
+/**
+ * Cross-field checks of `models:` that JSON Schema cannot express. `report` paths are relative to `models`
+ * (the loader adds the prefix).
+ */
+export function checkModelsConfig(models: readonly ModelConfig[], report: ConfigIssueReporter): void {
+  const names = new Map<string, number>();
+  models.forEach((model, i) => {
+    const previous = names.get(model.name);
+    if (previous !== undefined) report([i, 'name'], `model name "${model.name}" is already used by models[${previous}]`);
+    else names.set(model.name, i);
+    checkProviders(model, (p, m) => report([i, ...p], m));
+    checkInputs(model, (p, m) => report([i, ...p], m));
+    checkRule(model.alert, (p, m) => report([i, 'alert', ...p], m));
+  });
+}
+
+function checkProviders(model: ModelConfig, report: ConfigIssueReporter): void {
+  const seen = new Set<string>();
+  model.executionProviders.forEach((provider, p) => {
+    if (seen.has(provider)) report(['executionProviders', p], `execution provider "${provider}" is listed twice`);
+    seen.add(provider);
+  });
+  if (model.requireGpu) {
+    if (!seen.has('tensorrt') && !seen.has('cuda')) {
+      report(['requireGpu'], 'requireGpu needs a GPU provider: add "tensorrt" or "cuda" to executionProviders');
+    }
+    if (seen.has('cpu')) {
+      report(['executionProviders'], 'requireGpu forbids the CPU fallback: remove "cpu" from executionProviders (or set requireGpu: false)');
+    }
+  }
+}
+
+function checkInputs(model: ModelConfig, report: ConfigIssueReporter): void {
+  const seen = new Map<string, number>();
+  model.inputs.forEach((tag, t) => {
+    const previous = seen.get(tag);
+    if (previous !== undefined) report(['inputs', t], `tag "${tag}" is already input ${previous} of this model`);
+    else seen.set(tag, t);
+  });
+  if (model.window.maxHoldMs !== undefined && model.window.periodMs === undefined) {
+    report(['window', 'maxHoldMs'], 'maxHoldMs only applies to a resampled window: set window.periodMs too');
+  }
+}
+
+function checkRule(rule: AlertRuleConfig, report: ConfigIssueReporter): void {
+  const rising = rule.raiseAbove !== undefined || rule.clearBelow !== undefined;
+  const falling = rule.raiseBelow !== undefined || rule.clearAbove !== undefined;
+  if (rising && falling) {
+    report([], 'use either raiseAbove/clearBelow (a value that rises) or raiseBelow/clearAbove (a value that falls), not both');
+    return;
+  }
+  if (!rising && !falling) {
+    report([], 'set a threshold: raiseAbove with clearBelow, or raiseBelow with clearAbove');
+    return;
+  }
+  if (rising) {
+    if (rule.raiseAbove === undefined) report(['clearBelow'], 'clearBelow needs raiseAbove');
+    else if (rule.clearBelow === undefined) {
+      report(['raiseAbove'], `raiseAbove needs clearBelow (hysteresis; clearBelow: ${rule.raiseAbove} clears as soon as the value is back below)`);
+    } else if (rule.clearBelow > rule.raiseAbove) {
+      report(['clearBelow'], `clearBelow (${rule.clearBelow}) must not be above raiseAbove (${rule.raiseAbove})`);
+    }
+  } else {
+    if (rule.raiseBelow === undefined) report(['clearAbove'], 'clearAbove needs raiseBelow');
+    else if (rule.clearAbove === undefined) {
+      report(['raiseBelow'], `raiseBelow needs clearAbove (hysteresis; clearAbove: ${rule.raiseBelow} clears as soon as the value is back above)`);
+    } else if (rule.clearAbove < rule.raiseBelow) {
+      report(['clearAbove'], `clearAbove (${rule.clearAbove}) must not be below raiseBelow (${rule.raiseBelow})`);
+    }
+  }
+}

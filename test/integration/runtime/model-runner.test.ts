@@ -1,0 +1,253 @@
+/**
+ * ModelRunner end to end: real SampleBuffer (SQLite + durable outbox), real onnxruntime-node in a worker thread,
+ * real files on disk.
+ */
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { AlertEvent } from '../../../src/core/alert.js';
+import { readModelFile } from '../../../src/runtime/model-file.js';
+import { fixture, metricValue, modelConfig, until } from '../../unit/runtime/runtime-context.js';
+import { RuntimeHarness } from './runtime-harness.js';
+
+const TAGS = ['press1.a', 'press1.b'];
+let h: RuntimeHarness;
+
+beforeEach(async () => {
+  h = await new RuntimeHarness().start();
+});
+afterEach(async () => {
+  await h.stop();
+});
+
+/** Publishes rows [a, b] at ts = 1000, 2000, ... starting after `from`. */
+function rows(from: number, values: Array<[number, number]>): number {
+  let ts = from;
+  for (const [a, b] of values) h.publish((ts += 1000), TAGS, [a, b]);
+  return ts;
+}
+
+describe('ModelRunner end to end', () => {
+  it('raises and clears alerts into the durable outbox with everything an engineer needs', async () => {
+    const runner = await h.runner(modelConfig({ schedule: { onNewData: true }, alert: { recentSamples: 3 } }));
+    const lastValue = await readModelFile(fixture('last-value.onnx'));
+    expect(runner.name).toBe('model/press1');
+    expect(runner.health()).toMatchObject({ state: 'up', details: { provider: 'cpu', version: lastValue.version } });
+
+    let ts = rows(0, [[0.1, 10], [0.2, 11], [0.3, 12], [0.4, 13]]);
+    await until(() => h.records.length >= 1, 5000, 'first inference');
+    expect(h.alerts()).toEqual([]);
+    ts = rows(ts, [[0.95, 14]]);
+    await until(() => h.alerts().length === 1, 5000, 'the raise');
+    const raised = h.alerts()[0]!;
+    expect(raised).toMatchObject({
+      schema: 1,
+      state: 'raised',
+      kind: 'equipment_fault',
+      severity: 'major',
+      gateway: 'gw-test',
+      asset: 'line-1/press-1',
+      model: { name: 'press1', version: lastValue.version, hash: `sha256:${lastValue.sha256}` },
+      provider: 'cpu',
+      output: { name: 'failure_probability' },
+      rule: { raiseAbove: 0.8, clearBelow: 0.5, forSamples: 1, forMs: 0 },
+      ts: 5000,
+      raisedAt: 5000,
+      // Raw values, before the model's normalisation (b has mean 10, std 2).
+      inputs: { 'press1.a': [[3000, 0.3], [4000, 0.4], [5000, 0.95]], 'press1.b': [[3000, 12], [4000, 13], [5000, 14]] },
+    });
+    expect(raised.output.value).toBeCloseTo(0.95, 6);
+    expect(raised.message).toMatch(/^major equipment_fault on line-1\/press-1: model press1 failure_probability is 0\.95, above 0\.8$/);
+
+    rows(ts, [[0.6, 14], [0.2, 14]]); // 0.6 is inside the hysteresis band: no clear yet
+    await until(() => h.alerts().length === 2, 5000, 'the clear');
+    const cleared = h.alerts()[1]!;
+    expect(cleared).toMatchObject({ state: 'cleared', alertId: raised.alertId, raisedAt: 5000, ts: 7000, clearedAt: 7000 });
+    expect(cleared.eventId).not.toBe(raised.eventId);
+
+    const m = h.ctx.metrics;
+    expect(await metricValue(m, 'lineguard_model_alerts_raised_total', { model: 'press1' })).toBe(1);
+    expect(await metricValue(m, 'lineguard_model_alerts_cleared_total', { model: 'press1' })).toBe(1);
+    expect(await metricValue(m, 'lineguard_model_alert_active', { model: 'press1' })).toBe(0);
+    expect(await metricValue(m, 'lineguard_model_provider', { model: 'press1', provider: 'cpu' })).toBe(1);
+    expect(await metricValue(m, 'lineguard_model_inferences_total', { model: 'press1', result: 'ok' })).toBe(h.records.length);
+    expect(await metricValue(m, 'lineguard_model_output', { model: 'press1', output: 'failure_probability' })).toBeCloseTo(0.2, 6);
+    const histogram = await m.getSingleMetric('lineguard_model_inference_seconds')!.get();
+    const counts = histogram.values as Array<{ metricName?: string; labels: Record<string, unknown>; value: number }>;
+    expect(counts.find((v) => v.metricName === 'lineguard_model_inference_seconds_count' && v.labels.stage === 'total')?.value).toBe(h.records.length);
+
+    const health = runner.health();
+    expect(health.state).toBe('up');
+    expect(health.details).toMatchObject({
+      provider: 'cpu', providerNodes: { CPUExecutionProvider: 3 }, fallbacks: [], sha256: lastValue.sha256.slice(0, 12), metadataVersion: '1.0.0',
+      input: { name: 'input', shape: '[batch, 4, 2]', fed: [1, 4, 2], features: ['a', 'b'] },
+      normalisation: 'z-score with the model metadata mean/std',
+      lastInference: { ts: 7000 },
+      alert: { active: false },
+    });
+  });
+
+  it('runs on its timer from committed data and counts windows with nothing new as skipped', async () => {
+    const runner = await h.runner(modelConfig({ schedule: { everyMs: 20 } }));
+    rows(0, [[0.1, 10], [0.2, 11], [0.3, 12], [0.9, 13]]);
+    await until(() => h.records.length === 1, 5000, 'an inference');
+    await until(() => ((runner.health().details!.skipped as Record<string, number>).no_new_data ?? 0) >= 3, 5000, 'skips');
+    expect(h.records).toHaveLength(1);
+    expect(h.alerts()).toHaveLength(1);
+    expect(await metricValue(h.ctx.metrics, 'lineguard_model_inferences_skipped_total', { model: 'press1', reason: 'no_new_data' })).toBeGreaterThanOrEqual(3);
+  });
+
+  it('skips windows with gaps, says why in /healthz, and resumes when the data is whole', async () => {
+    const runner = await h.runner(modelConfig({ schedule: { everyMs: 20 } }));
+    h.publish(1000, ['press1.a'], [0.1]);
+    await until(() => runner.health().state === 'degraded', 5000, 'degraded');
+    expect(runner.health().reason).toBe('inferences are skipped: tag press1.b has no good sample in the window');
+    rows(1000, [[0.1, 10], [0.2, 11], [0.3, 12], [0.4, 13]]);
+    await until(() => h.records.length === 1, 5000, 'an inference');
+    expect(runner.health().state).toBe('up');
+  });
+
+  it('reads class probabilities with outputIndex "max" and puts the label in the alert', async () => {
+    await h.runner(modelConfig({
+      name: 'modes', file: fixture('classes.onnx'), inputs: ['x', 'y', 'z'], window: { samples: 1 },
+      schedule: { onNewData: true }, alert: { outputIndex: 'max', raiseAbove: 0.9, clearBelow: 0.5, kind: 'quality_defect' },
+    }));
+    h.publish(1000, ['x', 'y', 'z'], [0, 0, 0]);
+    await until(() => h.records.length === 1);
+    h.publish(2000, ['x', 'y', 'z'], [0, 5, 0]);
+    await until(() => h.alerts().length === 1);
+    expect(h.alerts()[0]).toMatchObject({ kind: 'quality_defect', output: { name: 'failure_mode_probabilities', label: 'wear' } });
+    expect(h.alerts()[0]!.output.value).toBeCloseTo(Math.exp(5) / (Math.exp(5) + 2), 6);
+  });
+
+  it('keeps the alertId across a restart: the clear after it belongs to the raise before it', async () => {
+    const cfg = modelConfig({ schedule: { onNewData: true } });
+    const first = await h.runner(cfg);
+    rows(0, [[0.1, 10], [0.2, 10], [0.3, 10], [0.9, 10]]);
+    await until(() => h.alerts().length === 1);
+    await first.stop();
+    expect(first.health().state).toBe('stopped');
+
+    await h.runner(cfg);
+    rows(4000, [[0.95, 10]]); // still high: no second raise
+    await until(() => h.records.length === 2);
+    rows(5000, [[0.1, 10]]);
+    await until(() => h.alerts().length === 2);
+    const [raised, cleared] = h.alerts() as [AlertEvent, AlertEvent];
+    expect(cleared).toMatchObject({ state: 'cleared', alertId: raised.alertId, raisedAt: raised.raisedAt });
+  });
+
+  it('an outbox that refuses an alert does not lose it: the next inference raises it again', async () => {
+    let refuse = 1;
+    const outbox = h.buffer.outbox;
+    const flaky = {
+      enqueue: (a: AlertEvent) => {
+        if (refuse-- > 0) throw new Error('SQLITE_FULL: database or disk is full');
+        return outbox.enqueue(a);
+      },
+      peek: outbox.peek.bind(outbox), ack: outbox.ack.bind(outbox), depth: outbox.depth.bind(outbox), onEnqueue: outbox.onEnqueue.bind(outbox),
+    };
+    await h.runner(modelConfig({ schedule: { onNewData: true } }), { outbox: flaky });
+    rows(0, [[0.1, 10], [0.2, 10], [0.3, 10], [0.9, 10]]);
+    await until(() => h.records.length === 1);
+    expect(h.alerts()).toEqual([]);
+    expect(await metricValue(h.ctx.metrics, 'lineguard_model_alert_enqueue_failures_total', { model: 'press1' })).toBe(1);
+    rows(4000, [[0.91, 10]]);
+    await until(() => h.alerts().length === 1);
+    expect(h.alerts()[0]).toMatchObject({ state: 'raised', ts: 5000 });
+  });
+
+  it('works on a resampled window (window.periodMs)', async () => {
+    const now = Date.now();
+    await h.runner(modelConfig({ window: { samples: 4, periodMs: 100 }, schedule: { everyMs: 50 } }));
+    h.publish(now - 1000, TAGS, [0.2, 10]);
+    h.publish(now - 50, TAGS, [0.85, 12]);
+    await until(() => h.alerts().length === 1, 5000, 'the raise');
+    expect(h.alerts()[0]!.output.value).toBeCloseTo(0.85, 6);
+  });
+
+  it('stop() removes its listeners, timers and metric label values', async () => {
+    const listeners = h.ctx.bus.listenerCount;
+    const runner = await h.runner(modelConfig({ schedule: { everyMs: 20, onNewData: true } }));
+    expect(h.ctx.bus.listenerCount).toBe(listeners + 1);
+    rows(0, [[0.1, 10], [0.2, 10], [0.3, 10], [0.4, 10]]);
+    await until(() => h.records.length === 1);
+    await runner.stop();
+    await runner.stop();
+    expect(h.ctx.bus.listenerCount).toBe(listeners);
+    expect(await metricValue(h.ctx.metrics, 'lineguard_model_inferences_total', { model: 'press1', result: 'ok' })).toBeUndefined();
+    expect(await metricValue(h.ctx.metrics, 'lineguard_model_provider', { model: 'press1', provider: 'cpu' })).toBeUndefined();
+    const count = h.records.length;
+    rows(4000, [[0.9, 10]]);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(h.records.length).toBe(count);
+  });
+});
+
+describe('ModelRunner with a bad model', () => {
+  it('a missing model: start() resolves, the model is down with the reason, and comes up when the file appears', async () => {
+    mkdirSync(join(h.ctx.stateDir, 'models'));
+    // Relative paths are resolved from the config directory (baseDir).
+    const runner = await h.runner(modelConfig({ file: 'models/press.onnx' }));
+    const path = join(h.ctx.stateDir, 'models/press.onnx');
+    expect(runner.health()).toMatchObject({ state: 'down', reason: `model file ${path} does not exist` });
+    copyFileSync(fixture('last-value.onnx'), path);
+    await until(() => runner.health().state === 'up', 15_000, 'up after the file appeared');
+  });
+
+  it('a corrupt model is down with the reason; the rest keeps running', async () => {
+    const bad = await h.runner(modelConfig({ name: 'bad', file: fixture('corrupt.onnx') }));
+    const good = await h.runner(modelConfig({ name: 'good' }));
+    expect(bad.health()).toMatchObject({ state: 'down', reason: expect.stringContaining('corrupt.onnx is not a valid ONNX model') });
+    expect(good.health().state).toBe('up');
+  });
+
+  it('a mismatched model is down, naming both shapes', async () => {
+    const runner = await h.runner(modelConfig({ file: fixture('wrong-shape.onnx') }));
+    expect(runner.health()).toMatchObject({
+      state: 'down',
+      reason: expect.stringContaining('has shape [batch, 8, 3] but the config expects [batch, 4, 2]'),
+      details: { loadError: { code: 'mismatch' } },
+    });
+  });
+
+  it('requireGpu without a GPU is down with a clear reason', async () => {
+    const runner = await h.runner(modelConfig({ executionProviders: ['tensorrt', 'cuda'], requireGpu: true }));
+    expect(runner.health()).toMatchObject({ state: 'down', reason: expect.stringContaining('requireGpu is set and no GPU provider loads here') });
+  });
+
+  it('an inference past schedule.timeoutMs is abandoned and the model reloaded in a new worker', async () => {
+    const runner = await h.runner(modelConfig({ file: fixture('very-slow.onnx'), schedule: { onNewData: true, timeoutMs: 100 } }));
+    expect(runner.health().state).toBe('up');
+    rows(0, [[0.1, 1], [0.2, 1], [0.3, 1], [0.4, 1]]);
+    await until(() => runner.health().state !== 'up', 5000, 'the timeout');
+    expect(runner.health().reason).toBe('the model stopped working: no result after 100 ms (schedule.timeoutMs)');
+    expect(await metricValue(h.ctx.metrics, 'lineguard_model_inferences_total', { model: 'press1', result: 'timeout' })).toBe(1);
+    await until(() => runner.health().state === 'up', 10_000, 'reloaded');
+    expect(await metricValue(h.ctx.metrics, 'lineguard_model_loads_total', { model: 'press1', result: 'ok' })).toBe(2);
+  });
+
+  it('a bad new file keeps the old model serving (degraded), a good one swaps in', async () => {
+    const path = join(h.ctx.stateDir, 'press.onnx');
+    copyFileSync(fixture('last-value.onnx'), path);
+    const runner = await h.runner(modelConfig({ file: path, schedule: { onNewData: true } }));
+    const v1 = runner.health().details!.version as string;
+
+    writeFileSync(path, 'this is not a model');
+    await until(() => runner.health().state === 'degraded', 10_000, 'degraded');
+    expect(runner.health().reason).toMatch(new RegExp(`is not a valid ONNX model .*; still serving version ${v1.replace('+', '\\+')}$`));
+    rows(0, [[0.1, 10], [0.2, 10], [0.3, 10], [0.4, 10]]);
+    await until(() => h.records.length === 1);
+    expect(h.records[0]!.model.version).toBe(v1);
+
+    copyFileSync(fixture('no-metadata.onnx'), path);
+    const plain = await readModelFile(fixture('no-metadata.onnx'));
+    await until(() => runner.health().details!.version === plain.version, 10_000, 'swap');
+    expect(runner.health().state).toBe('up');
+    rows(4000, [[0.2, 10]]);
+    await until(() => h.records.length === 2);
+    expect(h.records[1]!.model.version).toBe(plain.version);
+    expect(await metricValue(h.ctx.metrics, 'lineguard_model_loads_total', { model: 'press1', result: 'failed' })).toBeGreaterThanOrEqual(1);
+    expect(await metricValue(h.ctx.metrics, 'lineguard_model_loads_total', { model: 'press1', result: 'ok' })).toBe(2);
+  });
+});
