@@ -64,7 +64,13 @@ export class InferenceWorker {
   }
 
   /** Starts a worker thread. Throws if the compiled worker file is missing (run `npm run build`). */
-  static spawn(onExit: (err: Error) => void, init: WorkerInit = { ortLogLevel: 'error' }): InferenceWorker {
+  /**
+   * ONNX Runtime's process-wide logger writes straight to stderr, outside pino: at 'error' it prints a red
+   * "Failed to load library" for every GPU provider probed on a box without one, although falling back is the
+   * expected path. 'fatal' keeps stderr clean; each failure's reason still comes back in the exception, which the
+   * runner logs and shows in /healthz.
+   */
+  static spawn(onExit: (err: Error) => void, init: WorkerInit = { ortLogLevel: 'fatal' }): InferenceWorker {
     const path = inferenceWorkerPath();
     if (!existsSync(path)) throw new Error(`inference worker ${path} is missing: run \`npm run build\``);
     return new InferenceWorker(new Worker(path, { workerData: init, stdout: false, stderr: false }), onExit);
