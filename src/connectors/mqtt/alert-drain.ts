@@ -1,0 +1,239 @@
+import type { AlertOutbox, OutboxEntry } from '../../core/alert.js';
+import { Backoff } from '../../core/backoff.js';
+
+/** Publishes one alert; calls `done` once on PUBACK (no error) or failure. */
+export type PublishFn = (entry: OutboxEntry, done: (err?: Error | null) => void) => void;
+
+/** Optional outbox extras (SqliteAlertOutbox has them): read past the entries in flight, count re-sends. */
+interface OutboxExtras {
+  peekAfter?(afterSeq: number, limit: number): OutboxEntry[];
+  recordAttempt?(seq: number): void;
+}
+
+interface InFlight {
+  seq: number;
+  enqueuedAt: number;
+  state: 'pending' | 'acked' | 'failed';
+}
+
+export interface AlertDrainOptions {
+  maxInFlight: number;
+  /** An alert left the outbox after its PUBACK. */
+  onDelivered(seq: number, enqueuedAt: number): void;
+  /** A publish failed (the broker refused it, or it could not be sent); it will be retried. */
+  onPublishError(err: Error, seq: number, retryInMs: number): void;
+  /** The outbox itself failed (cannot read or ack); the drain retries after a pause. */
+  onOutboxError(err: unknown): void;
+  /** Backoff after a refused publish before the backlog is re-sent; defaults 1 s .. 30 s. */
+  retry?: { initialMs: number; maxMs: number };
+}
+
+/**
+ * Moves alerts from the outbox to the broker in `seq` order with a bounded window of QoS 1 publishes in flight
+ * (mqtt.js hangs beyond 65,535 unacknowledged packet ids; ~100 in flight is already the fastest on a LAN).
+ *
+ * An alert leaves the outbox only on its PUBACK, and only as part of the acknowledged prefix: if PUBACKs came
+ * back out of order, a later alert is not deleted before an earlier one. So after a crash or a lost connection the
+ * outbox still holds every alert from the oldest unacknowledged one on, and re-sending from there keeps the
+ * first delivery of every alert in order (at-least-once; duplicates carry the same eventId).
+ *
+ * While disconnected nothing is published (there is no publish function). On every (re)connect the window restarts
+ * from the oldest alert in the outbox.
+ */
+export class AlertDrain {
+  readonly #outbox: AlertOutbox & OutboxExtras;
+  readonly #options: AlertDrainOptions;
+  /** Oldest first; `#head` is the index of the oldest still tracked (an array with a moving head is O(1) to shift). */
+  #inFlight: InFlight[] = [];
+  #head = 0;
+  /** Records in `#inFlight` still awaiting their PUBACK. */
+  #pending = 0;
+  /** Highest seq dispatched on the current connection. */
+  #cursor = 0;
+  /** Highest seq ever dispatched by this drain: a seq at or below it is a re-send. */
+  #highestSent = 0;
+  #publish: PublishFn | undefined;
+  #generation = 0;
+  #pumping = false;
+  #closed = false;
+  /** A publish failed: dispatch nothing until every publish in flight has settled, then rewind. */
+  #rewindPending = false;
+  /** Delay chosen when the publish that caused the pending rewind failed. */
+  #rewindDelay: number | undefined;
+  #retryTimer: NodeJS.Timeout | undefined;
+  readonly #retry: Backoff;
+  #idleWaiters: Array<() => void> = [];
+  #lastError: string | undefined;
+
+  constructor(outbox: AlertOutbox, options: AlertDrainOptions) {
+    this.#outbox = outbox as AlertOutbox & OutboxExtras;
+    this.#options = options;
+    this.#retry = new Backoff({ initialMs: options.retry?.initialMs ?? 1000, maxMs: options.retry?.maxMs ?? 30_000 });
+  }
+
+  /** The connection is up: start (again) from the oldest alert in the outbox. */
+  attach(publish: PublishFn): void {
+    this.#reset();
+    this.#publish = publish;
+    this.pump();
+  }
+
+  /** The connection is gone: forget what was in flight (it is still in the outbox) and publish nothing. */
+  detach(): void {
+    this.#reset();
+    this.#publish = undefined;
+  }
+
+  /** Dispatch nothing more (shutdown); publishes in flight still complete. */
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#retryTimer);
+  }
+
+  /** Resolves when no publish is in flight. */
+  idle(): Promise<void> {
+    if (this.pending === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /** Publishes awaiting PUBACK. */
+  get pending(): number {
+    return this.#pending;
+  }
+
+  /** The last publish error since the last successful delivery, for /healthz. */
+  get lastError(): string | undefined {
+    return this.#lastError;
+  }
+
+  /** Fills the window from the outbox. Cheap to call often (after an enqueue, after a PUBACK). */
+  pump(): void {
+    if (this.#pumping || this.#closed || this.#rewindPending || !this.#publish) return;
+    this.#pumping = true;
+    try {
+      const max = this.#options.maxInFlight;
+      // Refill in batches of a quarter window: one outbox read per batch, not one per PUBACK.
+      const batch = Math.max(1, Math.floor(max / 4));
+      for (;;) {
+        const tracked = this.#inFlight.length - this.#head;
+        const free = max - tracked;
+        if (free <= 0 || (free < batch && tracked > 0)) break;
+        const entries = this.#read(free, tracked);
+        if (entries.length === 0) break;
+        for (const entry of entries) {
+          if (!this.#publish || this.#rewindPending) break;
+          this.#dispatch(entry);
+        }
+      }
+    } catch (err) {
+      this.#options.onOutboxError(err);
+      this.#scheduleRetry(this.#retry.next());
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  #read(limit: number, tracked: number): OutboxEntry[] {
+    if (this.#outbox.peekAfter) return this.#outbox.peekAfter(this.#cursor, limit);
+    // The outbox holds every tracked entry (only the acknowledged prefix is deleted): skip past them.
+    return this.#outbox.peek(tracked + limit).filter((e) => e.seq > this.#cursor);
+  }
+
+  #dispatch(entry: OutboxEntry): void {
+    const record: InFlight = { seq: entry.seq, enqueuedAt: entry.enqueuedAt, state: 'pending' };
+    this.#inFlight.push(record);
+    this.#pending++;
+    this.#cursor = entry.seq;
+    if (entry.seq <= this.#highestSent) this.#outbox.recordAttempt?.(entry.seq);
+    else this.#highestSent = entry.seq;
+    const generation = this.#generation;
+    let settled = false;
+    this.#publish!(entry, (err) => {
+      if (settled || generation !== this.#generation) return;
+      settled = true;
+      this.#pending--;
+      if (err) this.#failed(record, err);
+      else this.#acked(record);
+    });
+  }
+
+  #acked(record: InFlight): void {
+    record.state = 'acked';
+    this.#retry.reset();
+    this.#lastError = undefined;
+    try {
+      while (this.#head < this.#inFlight.length && this.#inFlight[this.#head]!.state === 'acked') {
+        const done = this.#inFlight[this.#head]!;
+        this.#outbox.ack(done.seq);
+        this.#head++;
+        this.#options.onDelivered(done.seq, done.enqueuedAt);
+      }
+    } catch (err) {
+      // Cannot delete from the outbox: the alert stays and is sent again later (a duplicate, not a loss).
+      this.#options.onOutboxError(err);
+      this.#rewindPending = true;
+    }
+    this.#compact();
+    this.#afterSettle();
+  }
+
+  #failed(record: InFlight, err: Error): void {
+    record.state = 'failed';
+    this.#lastError = err.message;
+    this.#rewindPending = true;
+    const delay = this.#retry.next();
+    this.#rewindDelay ??= delay;
+    this.#options.onPublishError(err, record.seq, delay);
+    this.#afterSettle();
+  }
+
+  #afterSettle(): void {
+    if (this.pending === 0) {
+      for (const resolve of this.#idleWaiters.splice(0)) resolve();
+    }
+    if (this.#rewindPending) {
+      if (this.pending > 0) return;
+      // Every publish of this round has settled: start again from the oldest alert still in the outbox.
+      this.#inFlight = [];
+      this.#head = 0;
+      this.#pending = 0;
+      this.#cursor = 0;
+      this.#generation++;
+      this.#rewindPending = false;
+      const delay = this.#rewindDelay ?? this.#retry.next();
+      this.#rewindDelay = undefined;
+      this.#scheduleRetry(delay);
+      return;
+    }
+    this.pump();
+  }
+
+  #scheduleRetry(delay: number): void {
+    clearTimeout(this.#retryTimer);
+    if (this.#closed) return;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.pump();
+    }, delay);
+  }
+
+  #reset(): void {
+    this.#generation++;
+    this.#inFlight = [];
+    this.#head = 0;
+    this.#pending = 0;
+    this.#cursor = 0;
+    this.#rewindPending = false;
+    this.#rewindDelay = undefined;
+    clearTimeout(this.#retryTimer);
+    for (const resolve of this.#idleWaiters.splice(0)) resolve();
+  }
+
+  /** Drops the acknowledged prefix from the array now and then, so it does not grow without bound. */
+  #compact(): void {
+    if (this.#head > 1024 && this.#head * 2 > this.#inFlight.length) {
+      this.#inFlight = this.#inFlight.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+}
