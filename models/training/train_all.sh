@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Retrains both shipped models from the committed data and regenerates their metrics and model-card numbers.
+#
+#   models/training/train_all.sh          (from anywhere; takes about 4 minutes on 2 CPU cores)
+#
+# Needs Debian's Python packages (no pip, no network): apt-get install python3-torch python3-onnx python3-numpy
+# (python3-sklearn is optional: only for the gradient-boosting reference numbers in ai4i-fault/training-report.json).
+# Uses /usr/bin/python3 on purpose: a pyenv/venv python3 earlier on PATH does not see Debian's packages.
+# Seeds are fixed and torch runs single-threaded, so a rerun on the same software reproduces model.onnx byte for byte.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+models="$(dirname "$here")"
+repo="$(dirname "$models")"
+PY="${PYTHON:-/usr/bin/python3}"
+
+"$PY" -c 'import torch, onnx, numpy' 2>/dev/null || {
+  echo "train_all.sh: $PY cannot import torch/onnx/numpy; install python3-torch python3-onnx python3-numpy (Debian)" >&2
+  exit 1
+}
+
+"$PY" "$here/train_ai4i.py"
+"$PY" "$here/train_cmapss.py"
+
+# The model cards' numbers come from the ONNX files via onnxruntime-node, not from Python.
+if [ -d "$repo/node_modules/onnxruntime-node" ]; then
+  (cd "$repo" && node models/evaluate.mjs --write)
+else
+  echo "train_all.sh: node_modules/onnxruntime-node missing: run 'npm install', then 'node models/evaluate.mjs --write'" >&2
+  exit 1
+fi
