@@ -43,6 +43,7 @@ export class InferenceWorker {
   #nextId = 1;
   #exited: Error | undefined;
   #terminating = false;
+  #abandoned = false;
 
   private constructor(worker: Worker, onExit: (err: Error) => void) {
     this.#worker = worker;
@@ -91,15 +92,32 @@ export class InferenceWorker {
     return this.#request({ type: 'run', input, dims }, [input.buffer as ArrayBuffer]) as Promise<RunResult>;
   }
 
-  /** Releases the session and ends the thread. Idempotent; resolves within `timeoutMs` even if the thread is stuck in native code. */
+  /**
+   * Releases the session and lets the thread end itself. Idempotent; resolves within `timeoutMs`.
+   *
+   * The thread is never killed with `worker.terminate()`: when that lands while ONNX Runtime is inside a native
+   * call (an inference, a session creation), the binding throws a C++ exception on return and the whole process
+   * aborts. A thread that does not end in time (an inference that hangs) is unref'd and abandoned instead: its
+   * queued dispose runs when the native call returns, and the thread then exits on its own.
+   */
   async terminate(timeoutMs = 2000): Promise<void> {
     if (this.#terminating) return;
     this.#terminating = true;
     if (!this.#exited) {
-      await Promise.race([this.#request({ type: 'dispose' }).catch(() => undefined), delay(Math.min(500, timeoutMs))]);
+      const exited = new Promise<void>((resolve) => this.#worker.once('exit', () => resolve()));
+      this.#request({ type: 'dispose' }).catch(() => undefined);
+      await Promise.race([exited, delay(timeoutMs)]);
+      if (!this.#exited) {
+        this.#abandoned = true;
+        this.#worker.unref();
+      }
     }
-    await Promise.race([this.#worker.terminate().catch(() => undefined), delay(timeoutMs)]);
     this.#fail(new Error('inference worker terminated'));
+  }
+
+  /** True when terminate() gave up waiting for a thread stuck in native code (it ends when the call returns). */
+  get abandoned(): boolean {
+    return this.#abandoned;
   }
 
   get alive(): boolean {

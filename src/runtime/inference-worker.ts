@@ -91,6 +91,10 @@ parentPort?.on('message', (request: WorkerRequest) => {
       response = { id: request.id, ok: false, error: ortErrorMessage(err) };
     }
     parentPort?.postMessage(response, transferables(response));
+    // The thread ends itself once its session is released. The main thread never calls worker.terminate():
+    // terminating a thread while ONNX Runtime is inside a native call makes the binding throw a C++ Napi::Error
+    // on return, which aborts the whole process ("terminate called after throwing an instance of 'Napi::Error'").
+    if (request.type === 'dispose') parentPort?.close();
   });
 });
 
