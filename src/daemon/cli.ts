@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { parse as parseYaml } from 'yaml';
 import { pino } from 'pino';
 import { EXIT, type CliCommand, type CliIo } from '../core/cli-command.js';
 import { loadConfigFile } from './config/load.js';
@@ -91,6 +94,37 @@ models, its state in a temp directory. Prints alerts as they are raised and clea
   },
 };
 
+/** Commands that work on the gateway's state directory (the OPC UA PKI lives there). */
+const STATE_DIR_COMMANDS = new Set(['pki', 'browse']);
+const DEFAULT_STATE_DIR = '/var/lib/lineguard';
+
+/**
+ * `lineguard pki list` must act on the PKI the daemon uses: unless `--state-dir` is given, it is read from the
+ * config (`--config FILE`, else $LINEGUARD_CONFIG, else the default path). Only `gateway.stateDir` is read, so a
+ * config whose secrets are not available to this shell still works.
+ */
+export function withStateDir(argv: string[], io: CliIo, env: NodeJS.ProcessEnv = process.env): string[] {
+  if (argv.some((a) => a === '--state-dir' || a.startsWith('--state-dir='))) return argv;
+  const rest: string[] = [];
+  let configFlag: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--config' || arg === '-c') configFlag = argv[++i];
+    else if (arg.startsWith('--config=')) configFlag = arg.slice('--config='.length);
+    else rest.push(arg);
+  }
+  const file = configPath(configFlag, env);
+  let stateDir = DEFAULT_STATE_DIR;
+  try {
+    const doc = parseYaml(readFileSync(file, 'utf8')) as { gateway?: { stateDir?: unknown } } | null;
+    const configured = doc?.gateway?.stateDir;
+    if (typeof configured === 'string' && configured.length > 0) stateDir = path.resolve(path.dirname(path.resolve(file)), configured);
+  } catch (err) {
+    io.err(`(no readable config at ${file}: ${(err as NodeJS.ErrnoException).code ?? 'invalid YAML'}; using state directory ${DEFAULT_STATE_DIR})`);
+  }
+  return [...rest, '--state-dir', stateDir];
+}
+
 async function contributedCommands(): Promise<CliCommand[]> {
   const [opcua, runtime] = await Promise.all([import('../connectors/opcua/index.js'), import('../runtime/index.js')]);
   return [opcua.pkiCommand, opcua.browseCommand, runtime.modelCommand];
@@ -136,7 +170,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     return EXIT.OK;
   }
   try {
-    return await command.run(rest, io);
+    return await command.run(STATE_DIR_COMMANDS.has(command.name) ? withStateDir(rest, io) : rest, io);
   } catch (err) {
     const e = err as Error & { code?: string };
     if (e.code?.startsWith('ERR_PARSE_ARGS')) {

@@ -12,6 +12,9 @@ export interface DemoConfigOptions {
   /** The RUL model's inputs: tag suffix (the model's input name) and the Engine1 variable (s2, ..., setting1). */
   rulInputs: Array<{ name: string; variable: string }>;
   rulWindow: number;
+  /** Thresholds from the model cards (`recommendedAlert` in each model's metadata). */
+  faultRule: { raiseAbove: number; clearBelow: number };
+  rulRule: { raiseBelow: number; clearAbove: number };
   /** Milliseconds between two replayed rows / engine cycles. */
   periodMs: number;
 }
@@ -59,7 +62,7 @@ export function demoConfigYaml(o: DemoConfigOptions): string {
         inputs: PRESS_VARIABLES.map((v) => PRESS_TAGS[v]),
         window: { samples: 1 },
         schedule: { everyMs: Math.max(50, Math.round(o.periodMs / 2)) },
-        alert: { kind: 'equipment_fault', severity: 'major', raiseAbove: 0.5, clearBelow: 0.3, forSamples: 1 },
+        alert: { kind: 'equipment_fault', severity: 'major', ...o.faultRule, forSamples: 1 },
       },
       {
         name: 'engine-rul',
@@ -69,7 +72,7 @@ export function demoConfigYaml(o: DemoConfigOptions): string {
         inputs: o.rulInputs.map((v) => `engine1.${v.name}`),
         window: { samples: o.rulWindow, periodMs: o.periodMs },
         schedule: { everyMs: o.periodMs },
-        alert: { kind: 'degradation', severity: 'minor', raiseBelow: 30, clearAbove: 40, forSamples: 2 },
+        alert: { kind: 'degradation', severity: 'minor', ...o.rulRule, forSamples: 2 },
       },
     ],
   };

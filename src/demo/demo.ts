@@ -40,6 +40,9 @@ export async function runDemo(argv: string[], io: CliIo): Promise<number> {
   const faultModel = path.join(ROOT, 'models/ai4i-fault/model.onnx');
   const rulModel = path.join(ROOT, 'models/cmapss-rul/model.onnx');
   const rulMeta = await readLineguardMetadata(rulModel);
+  const faultMeta = await readLineguardMetadata(faultModel);
+  const faultRule = { raiseAbove: faultMeta.recommendedAlert.raiseAbove ?? 0.5, clearBelow: faultMeta.recommendedAlert.clearBelow ?? 0.25 };
+  const rulRule = { raiseBelow: rulMeta.recommendedAlert.raiseBelow ?? 30, clearAbove: rulMeta.recommendedAlert.clearAbove ?? 40 };
   const rulInputs = rulMeta.inputs.map((i) => ({ name: i.name, variable: engineVariable(i.name, i.description) }));
 
   const stateDir = values['state-dir'] ?? mkdtempSync(path.join(tmpdir(), 'lineguard-demo-'));
@@ -50,7 +53,7 @@ export async function runDemo(argv: string[], io: CliIo): Promise<number> {
   const configFile = path.join(stateDir, 'lineguard.yaml');
   const yaml = demoConfigYaml({
     gatewayId: 'demo-line', stateDir, opcuaEndpoint: `opc.tcp://127.0.0.1:${opcuaPort}/UA/DemoLine`, mqttUrl,
-    httpPort: Number(values['http-port']), faultModel, rulModel, rulInputs, rulWindow: rulMeta.window, periodMs,
+    httpPort: Number(values['http-port']), faultModel, rulModel, rulInputs, rulWindow: rulMeta.window, periodMs, faultRule, rulRule,
   });
   writeFileSync(configFile, yaml);
   if (values['print-config']) {

@@ -4,11 +4,14 @@ import { readModelFile } from '../runtime/model-file.js';
 export interface DemoModelShape {
   window: number;
   inputs: Array<{ name: string; description?: string }>;
+  /** The thresholds the model card recommends (`recommendedAlert` in the metadata). */
+  recommendedAlert: { raiseAbove?: number; clearBelow?: number; raiseBelow?: number; clearAbove?: number };
 }
 
 /** Reads a model's input list and window from its ONNX metadata, so the demo config follows the shipped model. */
 export async function readLineguardMetadata(file: string): Promise<DemoModelShape> {
   const model = await readModelFile(file);
   if (!model.metadata) throw new Error(`${file} has no "lineguard" metadata; the demo needs the shipped models`);
-  return { window: model.metadata.window ?? 1, inputs: model.metadata.inputs };
+  const recommended = (model.metadata.recommendedAlert ?? {}) as DemoModelShape['recommendedAlert'];
+  return { window: model.metadata.window ?? 1, inputs: model.metadata.inputs, recommendedAlert: recommended };
 }

@@ -73,6 +73,16 @@ describe('lineguard CLI', () => {
     expect(run.stdout).toBe(readFileSync('schema/lineguard.schema.json', 'utf8'));
   });
 
+  it('pki list works on the PKI of the config\'s state directory', () => {
+    const file = path.join(dir, 'pki.yaml');
+    writeFileSync(file, 'gateway: { id: g1, stateDir: ./pki-state }\n');
+    const run = lineguard(['pki', 'list', '--config', file]);
+    expect(run.status).toBe(0);
+    expect(run.stdout).toContain(`PKI store ${path.join(dir, 'pki-state', 'pki')}`);
+    const explicit = lineguard(['pki', 'list', '--state-dir', path.join(dir, 'other')]);
+    expect(explicit.stdout).toContain(`PKI store ${path.join(dir, 'other', 'pki')}`);
+  });
+
   it('run with a bad config exits 78 with the same lines as check-config', () => {
     const file = path.join(dir, 'bad-run.yaml');
     writeFileSync(file, 'gateway: { id: g1 }\nbuffer: { flushIntervalMs: fast }\n');
