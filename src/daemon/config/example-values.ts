@@ -37,7 +37,7 @@ export const EXAMPLE_VALUES = {
   models: [
     {
       name: 'press-fault',
-      file: '/usr/share/lineguard/models/ai4i-fault/model.onnx',
+      file: '/opt/lineguard/models/ai4i-fault/model.onnx',
       asset: 'press-line-1/press1',
       executionProviders: ['tensorrt', 'cuda', 'cpu'],
       inputs: ['press1.air_temp', 'press1.process_temp', 'press1.speed', 'press1.torque', 'press1.tool_wear', 'press1.product_type'],
