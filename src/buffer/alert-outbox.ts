@@ -63,6 +63,7 @@ export class SqliteAlertOutbox implements AlertOutbox {
     oldest: Statement<[]>;
     oldestN: Statement<[number]>;
     deleteSeq: Statement<[number]>;
+    deleteThrough: Statement<[number]>;
     peek: Statement<[number, number]>;
     attempt: Statement<[number]>;
     totals: Statement<[]>;
@@ -90,6 +91,7 @@ export class SqliteAlertOutbox implements AlertOutbox {
       oldest: db.prepare('SELECT seq, bytes, event_id, enqueued_at, payload FROM alert_outbox ORDER BY seq LIMIT 1'),
       oldestN: db.prepare('SELECT seq, bytes, event_id, payload FROM alert_outbox ORDER BY seq LIMIT ?'),
       deleteSeq: db.prepare('DELETE FROM alert_outbox WHERE seq = ? RETURNING bytes'),
+      deleteThrough: db.prepare('DELETE FROM alert_outbox WHERE seq <= ? RETURNING bytes'),
       peek: db.prepare('SELECT seq, enqueued_at, attempts, payload FROM alert_outbox WHERE seq > ? ORDER BY seq LIMIT ?'),
       attempt: db.prepare('UPDATE alert_outbox SET attempts = attempts + 1 WHERE seq = ?'),
       totals: db.prepare('SELECT count(*) AS n, coalesce(sum(bytes), 0) AS bytes FROM alert_outbox'),
@@ -179,23 +181,34 @@ export class SqliteAlertOutbox implements AlertOutbox {
     return rows.map((r) => ({ seq: r.seq, enqueuedAt: r.enqueued_at, attempts: r.attempts, alert: JSON.parse(r.payload) as AlertEvent }));
   }
 
-  /** Removes a delivered entry. Acking an unknown or already-acked seq does nothing. */
+  /**
+   * Removes a delivered entry. Acking an unknown or already-acked seq does nothing. Throws (and keeps the entry,
+   * which is then delivered again: a duplicate, not a loss) when the delete cannot be committed, e.g. on a full disk.
+   */
   ack(seq: number): void {
-    this.#assertOpen();
-    this.#sql.syncNormal.run();
-    const row = this.#sql.deleteSeq.get(seq) as { bytes: number } | undefined;
-    if (row) {
-      this.#depth--;
-      this.#bytes -= row.bytes;
-      this.#updateGauges();
-    }
+    this.#removeAcked(this.#sql.deleteSeq, seq);
   }
 
-  /** Counts one delivery attempt of `seq` (shown as `attempts` by peek). */
+  /**
+   * Removes every entry with a seq up to and including `seq`, in one commit: for a sink that only ever acknowledges
+   * a contiguous prefix of the queue (one commit per PUBACK batch instead of one per alert). Throws like `ack`.
+   */
+  ackThrough(seq: number): void {
+    this.#removeAcked(this.#sql.deleteThrough, seq);
+  }
+
+  /**
+   * Counts one delivery attempt of `seq` (shown as `attempts` by peek). Best effort: the count is informational,
+   * so a write that fails (a full disk) is ignored rather than stopping the re-send it describes.
+   */
   recordAttempt(seq: number): void {
     this.#assertOpen();
-    this.#sql.syncNormal.run();
-    this.#sql.attempt.run(seq);
+    try {
+      this.#sql.syncNormal.run();
+      this.#sql.attempt.run(seq);
+    } catch (err) {
+      this.#options.log.debug({ err, seq, code: errorCode(err) }, 'delivery attempt not counted');
+    }
   }
 
   depth(): number {
@@ -238,6 +251,21 @@ export class SqliteAlertOutbox implements AlertOutbox {
     this.#closed = true;
     this.#listeners.clear();
     if (this.#ownsDb) this.#db.close();
+  }
+
+  /**
+   * Runs an acknowledging DELETE ... RETURNING bytes to completion with `.all()`: with `.get()` better-sqlite3 stops
+   * after the first row and ignores the result of the reset that commits the autocommit statement, so a commit
+   * refused by a full disk went unnoticed and the in-memory depth drifted below what the file holds.
+   */
+  #removeAcked(statement: Statement<[number]>, seq: number): void {
+    this.#assertOpen();
+    this.#sql.syncNormal.run();
+    const rows = statement.all(seq) as Array<{ bytes: number }>;
+    if (rows.length === 0) return;
+    this.#depth -= rows.length;
+    for (const row of rows) this.#bytes -= row.bytes;
+    this.#updateGauges();
   }
 
   #commitInsert(alert: AlertEvent, payload: string, bytes: number, enqueuedAt: number): number {

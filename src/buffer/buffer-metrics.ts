@@ -53,7 +53,9 @@ export function sampleMetrics(registry: Registry): SampleMetrics {
     }),
     droppedSamples: counter(registry, {
       name: 'lineguard_buffer_dropped_samples_total',
-      help: 'Samples lost: memory_bound (not yet written, held in memory while the disk failed, bound reached; the oldest go).',
+      help:
+        'Samples lost: memory_bound (not yet written, held in memory while the disk failed, bound reached; the oldest go), ' +
+        'invalid_timestamp (not a finite epoch-ms time), invalid_sample (no tag name, or a value that is not a number, boolean or string).',
       labelNames: ['reason'] as const,
     }),
     prunedRows: counter(registry, {

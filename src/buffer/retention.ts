@@ -4,7 +4,10 @@ import type { TagRegistry } from './tag-registry.js';
 export type PruneReason = 'age' | 'size' | 'disk_full';
 
 export interface RetentionOptions {
-  /** Samples older than this (by their source timestamp against the wall clock) are deleted. */
+  /**
+   * Samples older than this are deleted. Age is measured by each tag's source timestamps against the wall clock,
+   * or against the tag's own newest sample when that is behind the wall clock (a source whose clock is behind).
+   */
   maxAgeMs: number;
   /** Bound on the database: pages in use are kept below it, and the file is shrunk when it exceeds it. */
   maxSizeBytes: number;
@@ -21,11 +24,22 @@ const LOW_WATER = 0.85;
 /** Pages handed back to the file system per incremental vacuum step (1 MB at 4 KB pages). */
 const VACUUM_STEP_PAGES = 256;
 
+/** Oldest and newest source timestamp of one tag (null when it has no samples). */
+type Bounds = { oldest: number | null; newest: number | null };
+
+/** Where one tag is cut in a pass, and which bound decided it. */
+type TagCutoff = { cutoff: number; reason: 'age' | 'size' };
+
 interface Pass {
-  cutoff: number;
   reason: PruneReason;
+  /** Wall clock when the pass was planned. */
+  now: number;
+  /** Share of each tag's own time span a size pass deletes; 0 for an age pass. */
+  share: number;
   tagIds: number[];
   cursor: number;
+  /** Cutoff of the tag at `cursor` and why, computed when the cursor reaches it (undefined: not yet; null: no samples). */
+  current: TagCutoff | null | undefined;
   /** Rows this pass deleted so far. */
   deleted: number;
 }
@@ -33,9 +47,12 @@ interface Pass {
 /**
  * Retention by age and by size, in small steps run from a timer so ingest is never stalled.
  *
- * A pass deletes, tag by tag, the samples older than a cutoff: `now - maxAge` for age, and for size a time slice
- * off the oldest end of the whole history big enough to bring the pages in use from above 95 % of maxSize down to
- * 85 % (assuming an even rate; the next pass corrects the estimate). Deleted pages go to the freelist and are
+ * A pass deletes, tag by tag, the samples older than that tag's cutoff. Age: `now - maxAge`, or the tag's newest
+ * sample minus maxAge when its newest sample is older than now (its source's clock is behind: the samples it just
+ * sent must not be deleted as old). Size: from above 95 % of maxSize, every tag loses the same share of its own time
+ * span, enough to bring the pages in use down to 85 % (assuming an even rate; the next pass corrects the estimate);
+ * cutting each tag by its own span keeps a source whose clock is far ahead or behind from costing the other tags
+ * their history, and a tag's newest sample is never deleted for size. Deleted pages go to the freelist and are
  * reused by new samples, so the file does not grow while the pages in use stay below the bound. When the file is
  * larger than maxSize anyway (the bound was lowered, or a burst of deletes left most of the file free) the free
  * pages are handed back to the file system by `PRAGMA incremental_vacuum` in 1 MB steps.
@@ -47,13 +64,16 @@ export class Retention {
   readonly #onPruned: (reason: PruneReason, rows: number) => void;
   readonly #sql: {
     deleteOlder: Statement<[{ tag: number; cutoff: number; limit: number }]>;
-    bounds: Statement<[]>;
+    tagBounds: Statement<[{ tag: number }]>;
+    allBounds: Statement<[]>;
     pageCount: Statement<[]>;
     freelist: Statement<[]>;
     pageSize: Statement<[]>;
   };
   #pass: Pass | undefined;
   #lastAgePassAt = Number.NEGATIVE_INFINITY;
+  /** When a size pass last found nothing to delete (the bound is then held by other data, e.g. the outbox). */
+  #emptySizePassAt = Number.NEGATIVE_INFINITY;
 
   constructor(db: Database, tags: TagRegistry, options: RetentionOptions, onPruned: (reason: PruneReason, rows: number) => void) {
     this.#db = db;
@@ -66,12 +86,15 @@ export class Retention {
       deleteOlder: db.prepare(`
         DELETE FROM samples WHERE tag_id = @tag AND ts < coalesce(
           (SELECT ts FROM samples WHERE tag_id = @tag AND ts < @cutoff ORDER BY ts LIMIT 1 OFFSET @limit), @cutoff)`),
-      // One index seek per tag at each end.
-      bounds: db.prepare(`
-        SELECT min(o) AS oldest, max(n) AS newest FROM (
-          SELECT (SELECT ts FROM samples s WHERE s.tag_id = t.id ORDER BY ts ASC LIMIT 1) AS o,
-                 (SELECT ts FROM samples s WHERE s.tag_id = t.id ORDER BY ts DESC LIMIT 1) AS n
-          FROM tags t)`),
+      // One index seek at each end.
+      tagBounds: db.prepare(`
+        SELECT (SELECT ts FROM samples WHERE tag_id = @tag ORDER BY ts ASC LIMIT 1) AS oldest,
+               (SELECT ts FROM samples WHERE tag_id = @tag ORDER BY ts DESC LIMIT 1) AS newest`),
+      allBounds: db.prepare(`
+        SELECT t.id AS id,
+               (SELECT ts FROM samples s WHERE s.tag_id = t.id ORDER BY ts ASC LIMIT 1) AS oldest,
+               (SELECT ts FROM samples s WHERE s.tag_id = t.id ORDER BY ts DESC LIMIT 1) AS newest
+        FROM tags t`),
       pageCount: db.prepare('PRAGMA page_count').pluck(),
       freelist: db.prepare('PRAGMA freelist_count').pluck(),
       pageSize: db.prepare('PRAGMA page_size').pluck(),
@@ -98,22 +121,31 @@ export class Retention {
     this.#pass ??= this.#plan();
     if (this.#pass) {
       const pass = this.#pass;
-      let deleted = 0;
+      const deleted = { age: 0, size: 0 };
       this.#db.transaction(() => {
         // At least one statement per step, so even a zero budget makes progress.
         do {
           const tagId = pass.tagIds[pass.cursor];
           if (tagId === undefined) break;
-          const n = this.#sql.deleteOlder.run({ tag: tagId, cutoff: pass.cutoff, limit: DELETE_CHUNK_ROWS }).changes;
-          deleted += n;
+          if (pass.current === undefined) pass.current = this.#cutoffOf(pass, tagId);
+          const n = pass.current
+            ? this.#sql.deleteOlder.run({ tag: tagId, cutoff: pass.current.cutoff, limit: DELETE_CHUNK_ROWS }).changes
+            : 0;
+          if (pass.current) deleted[pass.current.reason] += n;
           // A full chunk means this tag may have more: stay on it.
-          if (n < DELETE_CHUNK_ROWS) pass.cursor++;
+          if (n < DELETE_CHUNK_ROWS) {
+            pass.cursor++;
+            pass.current = undefined;
+          }
         } while (performance.now() < deadline);
       })();
-      pass.deleted += deleted;
-      if (deleted > 0) this.#onPruned(pass.reason, deleted);
+      for (const reason of ['age', 'size'] as const) {
+        pass.deleted += deleted[reason];
+        if (deleted[reason] > 0) this.#onPruned(reason, deleted[reason]);
+      }
       if (pass.cursor < pass.tagIds.length) return true;
       this.#pass = undefined;
+      if (pass.reason === 'size' && pass.deleted === 0) this.#emptySizePassAt = pass.now;
       // A pass that deleted something may not have been enough (size) or may have left vacuum work.
       if (pass.deleted > 0) return true;
     }
@@ -132,20 +164,21 @@ export class Retention {
    * oldest samples now (telemetry goes before alerts). Returns the rows deleted, 0 when there are no samples left.
    */
   freeOldest(rows: number): number {
-    const { oldest, newest } = this.#sql.bounds.get() as { oldest: number | null; newest: number | null };
-    if (oldest === null || newest === null) return 0;
-    const span = Math.max(1, newest - oldest);
+    const bounds = (this.#sql.allBounds.all() as Array<Bounds & { id: number }>).filter(
+      (b): b is { id: number; oldest: number; newest: number } => b.oldest !== null && b.newest !== null,
+    );
+    if (bounds.length === 0) return 0;
     let deleted = 0;
-    // Widen the slice off the oldest end until enough rows went: 0.01 %, 0.02 %, 0.04 % ... of the history (small
-    // steps: on a full disk every delete has to fit in the WAL). Every tag is cut at the same time, so what goes is
-    // the oldest history of all tags, never one tag's whole history.
+    // Widen the slice off the oldest end until enough rows went: 0.01 %, 0.02 %, 0.04 % ... of each tag's own
+    // history (small steps: on a full disk every delete has to fit in the WAL). Every tag loses the same share of
+    // its history, never one tag all of it, and a source whose clock is far off cannot widen the others' slices.
     for (let share = 1e-4; deleted < rows; share *= 2) {
-      const cutoff = share >= 1 ? newest + 1 : oldest + Math.ceil(span * share);
       this.#db.transaction(() => {
-        for (const tagId of this.#tags.ids()) {
+        for (const b of bounds) {
+          const cutoff = share >= 1 ? b.newest + 1 : b.oldest + Math.ceil((b.newest - b.oldest) * share);
           let n: number;
           do {
-            n = this.#sql.deleteOlder.run({ tag: tagId, cutoff, limit: DELETE_CHUNK_ROWS }).changes;
+            n = this.#sql.deleteOlder.run({ tag: b.id, cutoff, limit: DELETE_CHUNK_ROWS }).changes;
             deleted += n;
           } while (n === DELETE_CHUNK_ROWS);
         }
@@ -156,28 +189,36 @@ export class Retention {
     return deleted;
   }
 
-  /** Decides what the next pass deletes: a size pass when over the high-water mark, else an age pass when due. */
+  /**
+   * Decides what the next pass deletes: a size pass when over the high-water mark (it also applies the age cutoff),
+   * else an age pass when due. A size pass that found nothing to delete is not repeated before an age pass is due.
+   */
   #plan(): Pass | undefined {
     const now = this.#options.now();
-    const ageCutoff = now - this.#options.maxAgeMs;
     const used = this.usedBytes();
-    if (used > this.#options.maxSizeBytes * HIGH_WATER) {
-      const { oldest, newest } = this.#sql.bounds.get() as { oldest: number | null; newest: number | null };
-      if (oldest !== null && newest !== null) {
-        const share = (used - this.#options.maxSizeBytes * LOW_WATER) / used;
-        const sizeCutoff = oldest + Math.max(1, Math.ceil((newest - oldest) * share));
-        if (sizeCutoff > ageCutoff) return this.#newPass(sizeCutoff, 'size');
-      }
+    if (used > this.#options.maxSizeBytes * HIGH_WATER && now - this.#emptySizePassAt >= this.#options.agePassIntervalMs) {
+      this.#lastAgePassAt = now;
+      return this.#newPass('size', now, (used - this.#options.maxSizeBytes * LOW_WATER) / used);
     }
     if (now - this.#lastAgePassAt >= this.#options.agePassIntervalMs) {
       this.#lastAgePassAt = now;
-      return this.#newPass(ageCutoff, 'age');
+      return this.#newPass('age', now, 0);
     }
     return undefined;
   }
 
-  #newPass(cutoff: number, reason: PruneReason): Pass {
-    return { cutoff, reason, tagIds: this.#tags.ids(), cursor: 0, deleted: 0 };
+  #newPass(reason: PruneReason, now: number, share: number): Pass {
+    return { reason, now, share, tagIds: this.#tags.ids(), cursor: 0, current: undefined, deleted: 0 };
+  }
+
+  /** The cutoff of one tag in a pass (see the class comment); null when the tag has no samples. */
+  #cutoffOf(pass: Pass, tagId: number): TagCutoff | null {
+    const { oldest, newest } = this.#sql.tagBounds.get({ tag: tagId }) as Bounds;
+    if (oldest === null || newest === null) return null;
+    const byAge = Math.min(pass.now, newest) - this.#options.maxAgeMs;
+    if (pass.share <= 0) return { cutoff: byAge, reason: 'age' };
+    const bySize = Math.min(newest, oldest + Math.max(1, Math.ceil((newest - oldest) * pass.share)));
+    return bySize > byAge ? { cutoff: bySize, reason: 'size' } : { cutoff: byAge, reason: 'age' };
   }
 
   /** Free pages worth returning: the file is over its bound, or more than a quarter of it is free. */

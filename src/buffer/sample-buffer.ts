@@ -55,6 +55,8 @@ const DEFAULT_TUNING: SampleBufferTuning = {
 
 /** While retention has a backlog, steps run this often instead of every maintenanceIntervalMs. */
 const BUSY_MAINTENANCE_MS = 50;
+/** Malformed samples are logged at most this often. */
+const INVALID_LOG_INTERVAL_MS = 60_000;
 /** How long a dropped alert keeps the buffer's health degraded. */
 const ALERT_DROP_DEGRADED_MS = 10 * 60_000;
 
@@ -99,6 +101,9 @@ export class SampleBuffer implements Component, WindowReader {
   #alertDropsSeen = 0;
   #lastAlertDropAt = Number.NEGATIVE_INFINITY;
   #maintenanceFailed = false;
+  /** Malformed samples already logged, and when (one line a minute at most: the count is in the metrics). */
+  #invalidLogged = 0;
+  #invalidLoggedAt = Number.NEGATIVE_INFINITY;
 
   constructor(cfg: BufferConfig, ctx: ComponentContext, tuning: Partial<SampleBufferTuning> = {}) {
     this.#cfg = cfg;
@@ -326,11 +331,24 @@ export class SampleBuffer implements Component, WindowReader {
       this.#faults.beforeCommit();
       const n = open.writer.commitChunk();
       this.#faults.succeeded(open.writer.pending, open.writer.dropped);
+      this.#logInvalid(open.writer);
       return n;
     } catch (err) {
       this.#faults.failed(err, open.writer.pending, this.#cfg.memoryMaxSamples);
       return 0;
     }
+  }
+
+  /** Says which source sends malformed samples (the first time, then at most once a minute). */
+  #logInvalid(writer: SampleWriter): void {
+    const count = writer.invalid;
+    if (count === this.#invalidLogged || this.#tuning.now() - this.#invalidLoggedAt < INVALID_LOG_INTERVAL_MS) return;
+    this.#ctx.log.warn(
+      { dropped: count - this.#invalidLogged, last: writer.lastInvalid },
+      'dropped malformed samples (no usable timestamp, tag name or value): fix the source or its tag mapping',
+    );
+    this.#invalidLogged = count;
+    this.#invalidLoggedAt = this.#tuning.now();
   }
 
   #scheduleMaintenance(delayMs: number): void {

@@ -1,6 +1,7 @@
 import type { Database, Statement } from 'better-sqlite3';
 import type { TagSample } from '../core/tag-sample.js';
 import type { SampleMetrics } from './buffer-metrics.js';
+import { errorCode } from './database.js';
 import type { TagRegistry } from './tag-registry.js';
 
 /** Stored encodings; see the samples table in migrations.ts. */
@@ -22,6 +23,12 @@ export interface SampleWriterOptions {
 /** Smallest commit when splitting: a commit costs about one page rewrite per tag, so tiny commits waste I/O. */
 const MIN_CHUNK_ROWS = 200;
 
+/** Largest timestamp magnitude JavaScript dates represent (±100,000,000 days): beyond it `ts` is not a time. */
+const MAX_TIMESTAMP_MS = 8.64e15;
+
+/** Why a sample could not be stored; the label of lineguard_buffer_dropped_samples_total. */
+type Invalid = 'invalid_timestamp' | 'invalid_sample';
+
 /**
  * Holds received samples in memory and commits them in batches, one transaction per chunk. A failed commit
  * (disk full, read-only file system) rolls back and leaves the samples pending, so nothing is lost until the
@@ -40,6 +47,8 @@ export class SampleWriter {
   #rowCostMs = 0.005;
   #written = 0;
   #dropped = 0;
+  #invalid = 0;
+  #lastInvalid: { reason: Invalid; tag: string; source: string; ts: string } | undefined;
 
   constructor(db: Database, tags: TagRegistry, metrics: SampleMetrics, options: SampleWriterOptions) {
     this.#db = db;
@@ -75,9 +84,19 @@ export class SampleWriter {
     return this.#written;
   }
 
-  /** Samples this writer dropped (memory bound reached while the disk failed, or an unusable timestamp). */
+  /** Samples this writer dropped (memory bound reached while the disk failed, an unusable timestamp or sample). */
   get dropped(): number {
     return this.#dropped;
+  }
+
+  /** Samples dropped because a source sent them malformed (no usable timestamp, tag or value). */
+  get invalid(): number {
+    return this.#invalid;
+  }
+
+  /** The last malformed sample dropped, described for a log line (never the value itself: it may be huge). */
+  get lastInvalid(): { reason: Invalid; tag: string; source: string; ts: string } | undefined {
+    return this.#lastInvalid;
   }
 
   /** Rows the next `commitChunk` will commit at most. */
@@ -97,11 +116,15 @@ export class SampleWriter {
     const end = start + count;
     const queue = this.#queue;
     const t0 = performance.now();
-    let invalid = 0;
+    const invalid = { invalid_timestamp: 0, invalid_sample: 0 };
     try {
       this.#db.transaction(() => {
         for (let i = start; i < end; i++) {
-          if (!this.#insertOne(queue[i]!)) invalid++;
+          const problem = this.#insertOne(queue[i]!);
+          if (problem) {
+            invalid[problem]++;
+            this.#lastInvalid = describeSample(queue[i], problem);
+          }
         }
       })();
     } catch (err) {
@@ -113,14 +136,16 @@ export class SampleWriter {
     this.#rowCostMs = 0.7 * this.#rowCostMs + 0.3 * Math.max(elapsedMs / count, 0.0002);
     this.#head = end;
     this.#compact();
-    const stored = count - invalid;
+    const stored = count - invalid.invalid_timestamp - invalid.invalid_sample;
     this.#written += stored;
     this.#metrics.rowsWritten.inc(stored);
     this.#metrics.commitSeconds.observe(elapsedMs / 1000);
     this.#metrics.pendingRows.set(this.pending);
-    if (invalid > 0) {
-      this.#dropped += invalid;
-      this.#metrics.droppedSamples.inc({ reason: 'invalid_timestamp' }, invalid);
+    for (const reason of ['invalid_timestamp', 'invalid_sample'] as const) {
+      if (invalid[reason] === 0) continue;
+      this.#dropped += invalid[reason];
+      this.#invalid += invalid[reason];
+      this.#metrics.droppedSamples.inc({ reason }, invalid[reason]);
     }
     return count;
   }
@@ -133,16 +158,40 @@ export class SampleWriter {
     }
   }
 
-  #insertOne(s: TagSample): boolean {
-    if (!Number.isFinite(s.ts)) return false;
-    const tagId = this.#tags.ensure(s.tag, s.source);
+  /**
+   * Inserts one sample; returns why it was not stored, if it was not. A sample a source got wrong (no tag name, a
+   * value or status of the wrong type) is dropped alone: it must not fail the commit of the whole chunk, which
+   * would be retried forever like a disk fault and stop ingest for every tag.
+   */
+  #insertOne(s: TagSample): Invalid | undefined {
+    if (typeof s !== 'object' || s === null) return 'invalid_sample';
+    if (typeof s.ts !== 'number' || !(Math.abs(s.ts) <= MAX_TIMESTAMP_MS)) return 'invalid_timestamp';
+    const v: unknown = s.value;
+    if (typeof s.tag !== 'string' || !(typeof v === 'number' || typeof v === 'boolean' || typeof v === 'string')) {
+      return 'invalid_sample';
+    }
     const ts = Number.isInteger(s.ts) ? s.ts : Math.round(s.ts);
     const quality = QUALITY[s.quality] ?? QUALITY.bad;
-    const status = s.statusCode ?? null;
-    const v = s.value;
-    if (typeof v === 'number') this.#insert.run(tagId, ts, v, quality, KIND.number, status, null);
-    else if (typeof v === 'boolean') this.#insert.run(tagId, ts, v ? 1 : 0, quality, KIND.boolean, status, null);
-    else this.#insert.run(tagId, ts, null, quality, KIND.string, status, String(v));
-    return true;
+    const status = Number.isSafeInteger(s.statusCode) ? s.statusCode! : null;
+    try {
+      const tagId = this.#tags.ensure(s.tag, typeof s.source === 'string' ? s.source : '');
+      if (typeof v === 'number') this.#insert.run(tagId, ts, v, quality, KIND.number, status, null);
+      else if (typeof v === 'boolean') this.#insert.run(tagId, ts, v ? 1 : 0, quality, KIND.boolean, status, null);
+      else this.#insert.run(tagId, ts, null, quality, KIND.string, status, v);
+    } catch (err) {
+      // Errors of this one row (a string too big for SQLite, a constraint): SQLite undid the statement and the
+      // transaction goes on. Anything else (full disk, I/O) fails the chunk, which then stays pending.
+      if (err instanceof RangeError || err instanceof TypeError || /^SQLITE_(TOOBIG|CONSTRAINT)/.test(errorCode(err))) {
+        return 'invalid_sample';
+      }
+      throw err;
+    }
+    return undefined;
   }
+}
+
+function describeSample(s: unknown, reason: Invalid): { reason: Invalid; tag: string; source: string; ts: string } {
+  const sample = (typeof s === 'object' && s !== null ? s : {}) as Partial<Record<keyof TagSample, unknown>>;
+  const text = (v: unknown): string => (typeof v === 'string' ? v.slice(0, 200) : String(typeof v === 'symbol' ? 'symbol' : v));
+  return { reason, tag: text(sample.tag), source: text(sample.source), ts: text(sample.ts) };
 }

@@ -4,7 +4,8 @@ import type { TagWindow } from '../core/window.js';
  * Turns a window read from the buffer into the model's input tensor.
  *
  * Missing and bad-quality policy (stated in the config description of `window.maxInvalidFraction`):
- * - a cell is invalid when the buffer marks it so (gap, bad quality, a value held too long) or it is not finite;
+ * - a cell is invalid when the buffer marks it so (gap, bad quality, a value held too long) or it is not finite as
+ *   a float32 (a garbage reading of 1e39 would reach the model as Infinity and make its output NaN);
  * - a tag with no valid cell in the window skips the inference (`tag_without_data`): there is nothing to fill from;
  * - more than `maxInvalidFraction` invalid cells skips it too (`too_many_invalid`);
  * - otherwise each invalid cell takes the previous valid value of its tag (the first valid value for cells at the
@@ -33,6 +34,9 @@ export type Assembly =
     }
   | { ok: false; reason: SkipReason; detail: string };
 
+/** The largest finite float32: the model input is float32. */
+const FLOAT32_MAX = 3.4028234663852886e38;
+
 export function assembleFeatures(window: TagWindow, plan: FeaturePlan): Assembly {
   const width = plan.tags.length;
   const rows = window.rows;
@@ -52,7 +56,7 @@ export function assembleFeatures(window: TagWindow, plan: FeaturePlan): Assembly
     for (let r = 0; r < plan.samples; r++) {
       const at = (first + r) * width + t;
       const value = window.values[at]!;
-      if (window.valid[at] === 1 && Number.isFinite(value)) {
+      if (window.valid[at] === 1 && Math.abs(value) <= FLOAT32_MAX) {
         if (Number.isNaN(held)) for (let back = r - leading; back < r; back++) input[back * width + t] = value;
         held = value;
         leading = 0;

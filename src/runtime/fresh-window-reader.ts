@@ -11,6 +11,9 @@ interface Point {
 /** Samples of one tag older than this behind its newest are never needed from memory: the buffer has them by then. */
 const MAX_AGE_MS = 60_000;
 
+/** The buffer drops samples whose timestamp is not finite or beyond what a JavaScript date holds; so does this. */
+const MAX_TIMESTAMP_MS = 8.64e15;
+
 /**
  * The buffer's windows plus the samples it has not committed yet.
  *
@@ -20,7 +23,7 @@ const MAX_AGE_MS = 60_000;
  * the tag's newest committed sample into each window; when memory alone holds the whole last-N window it is
  * served from memory. The buffer stays the source of history (after a restart the model has a full window at
  * once); memory holds at most `keep` samples and `MAX_AGE_MS` per tag. Values follow the buffer's rules: booleans
- * as 0/1, strings, NaN and bad or uncertain quality as invalid.
+ * as 0/1, strings, NaN and bad or uncertain quality as invalid, samples without a usable timestamp ignored.
  */
 export class FreshWindowReader implements WindowReader {
   readonly #recent = new Map<string, Point[]>();
@@ -37,7 +40,8 @@ export class FreshWindowReader implements WindowReader {
   add(samples: readonly TagSample[]): void {
     for (const sample of samples) {
       const points = this.#recent.get(sample.tag);
-      if (!points) continue;
+      // A NaN timestamp would sort before everything and stop both the pruning and the merge of fresher samples.
+      if (!points || !(Math.abs(sample.ts) <= MAX_TIMESTAMP_MS)) continue;
       const numeric = typeof sample.value === 'boolean' ? (sample.value ? 1 : 0) : typeof sample.value === 'number' ? sample.value : Number.NaN;
       const valid = sample.quality === 'good' && !Number.isNaN(numeric);
       const point = { ts: sample.ts, value: valid ? numeric : Number.NaN, valid };

@@ -44,9 +44,12 @@ export class InferenceWorker {
   #exited: Error | undefined;
   #terminating = false;
   #abandoned = false;
+  /** Resolves when the thread has ended (on its own, after a dispose, or after a native call it was stuck in returned). */
+  readonly ended: Promise<void>;
 
   private constructor(worker: Worker, onExit: (err: Error) => void) {
     this.#worker = worker;
+    this.ended = new Promise((resolve) => worker.once('exit', () => resolve()));
     worker.on('message', (response: WorkerResponse) => {
       const pending = this.#pending.get(response.id);
       if (!pending) return;
@@ -104,9 +107,8 @@ export class InferenceWorker {
     if (this.#terminating) return;
     this.#terminating = true;
     if (!this.#exited) {
-      const exited = new Promise<void>((resolve) => this.#worker.once('exit', () => resolve()));
       this.#request({ type: 'dispose' }).catch(() => undefined);
-      await Promise.race([exited, delay(timeoutMs)]);
+      await Promise.race([this.ended, delay(timeoutMs)]);
       if (!this.#exited) {
         this.#abandoned = true;
         this.#worker.unref();

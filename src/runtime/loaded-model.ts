@@ -69,6 +69,11 @@ export class LoadedModel {
     return this.worker.alive;
   }
 
+  /** Resolves once the model's thread has ended: after `dispose`, or later when it was stuck in a native call. */
+  get ended(): Promise<void> {
+    return this.worker.ended;
+  }
+
   /** Waits (at most `timeoutMs`) for the inference in flight, then ends the worker thread. */
   async dispose(timeoutMs = 2000): Promise<void> {
     const inFlight = this.#inFlight;

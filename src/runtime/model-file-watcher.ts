@@ -28,6 +28,8 @@ export class ModelFileWatcher {
 
   async start(): Promise<void> {
     this.#last = await this.#signature();
+    // stop() may have run while the first stat was pending: it found nothing to close, so nothing may be opened now.
+    if (this.#stopped) return;
     const name = basename(this.path);
     try {
       this.#watcher = watch(dirname(this.path), { persistent: false }, (_event, file) => {

@@ -122,17 +122,26 @@ function resolveRuleOutput(cfg: ModelConfig, file: ModelFile, outputs: ValueInfo
   return { name, index, kind: described?.kind, labels: described?.labels };
 }
 
-/** The value the rule reads from one inference (batch 1), with its label. NaN when the output is missing. */
-export function ruleValue(rule: RuleOutput, outputs: OutputTensors): { value: number; index: number; label?: string } {
+/**
+ * The value the rule reads from one inference (batch 1), with its label. NaN when the output is missing or smaller
+ * than at warm-up (a model with dynamic output shapes), with `problem` saying which.
+ */
+export function ruleValue(rule: RuleOutput, outputs: OutputTensors): { value: number; index: number; label?: string; problem?: string } {
   const tensor = outputs[rule.name];
-  if (!tensor || tensor.data.length === 0) return { value: Number.NaN, index: 0 };
+  if (!tensor || tensor.data.length === 0) {
+    const problem = tensor ? `output "${rule.name}" came back empty ${formatShape(tensor.dims)}` : `the model returned no output "${rule.name}"`;
+    return { value: Number.NaN, index: 0, problem };
+  }
   let index = 0;
   if (rule.index === 'max') {
     for (let i = 1; i < tensor.data.length; i++) if (tensor.data[i]! > tensor.data[index]!) index = i;
   } else {
     index = rule.index;
   }
-  const value = index < tensor.data.length ? tensor.data[index]! : Number.NaN;
+  if (index >= tensor.data.length) {
+    return { value: Number.NaN, index, problem: `alert.outputIndex ${index} is outside output "${rule.name}" ${formatShape(tensor.dims)}` };
+  }
+  const value = tensor.data[index]!;
   const label = rule.labels?.[index];
   return label === undefined ? { value, index } : { value, index, label };
 }

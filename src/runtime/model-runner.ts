@@ -80,6 +80,10 @@ export class ModelRunner implements Component {
   #lastFingerprint: string | undefined;
   #lastInference: { at: number; ts: number; runMs: number; totalMs: number; value: number; label?: string } | undefined;
   #lastError: { message: string; at: number } | undefined;
+  /** The outbox refused the last raise or clear: it is retried on every inference until it is stored. */
+  #refused: { state: 'raised' | 'cleared'; alertId: string; message: string; since: number; attempts: number } | undefined;
+  /** When the rule was last fed a finite output (health: a model whose every output is NaN is not working). */
+  #lastEvaluatedAt: number | undefined;
   #skip: SkipState | undefined;
   readonly #skipped: Record<string, number> = {};
   #inferences = 0;
@@ -140,6 +144,8 @@ export class ModelRunner implements Component {
       });
       await this.#watcher.start();
     }
+    // stop() may have run during the await above; a scheduler started after it would run (and hold the process) for good.
+    if (this.#stopped) return;
     scheduler.start();
   }
 
@@ -165,11 +171,22 @@ export class ModelRunner implements Component {
     }
     if (failure) return { state: 'degraded', reason: `${failure.message}; still serving version ${model.file.version}`, details };
     const quietFor = Date.now() - (this.#lastInference?.at ?? this.#startedAt);
-    if (this.#skip && this.#skip.reason !== 'no_new_data' && this.#skip.reason !== 'busy' && quietFor > 3 * this.cfg.schedule.everyMs) {
+    // An inference whose output the rule cannot read does not count as working.
+    const unevaluatedFor = Date.now() - (this.#lastEvaluatedAt ?? this.#startedAt);
+    if (this.#skip && this.#skip.reason !== 'no_new_data' && this.#skip.reason !== 'busy' && unevaluatedFor > 3 * this.cfg.schedule.everyMs) {
       return { state: 'degraded', reason: `inferences are skipped: ${this.#skip.detail}`, details };
     }
     if (this.#lastError && quietFor > 3 * this.cfg.schedule.everyMs) {
       return { state: 'degraded', reason: `inferences fail: ${this.#lastError.message}`, details };
+    }
+    const refused = this.#refused;
+    if (refused) {
+      return {
+        state: 'degraded',
+        reason: `the outbox refuses to store the ${refused.state === 'raised' ? 'raise' : 'clear'} of alert ${refused.alertId} ` +
+          `(${refused.message}); retried on every inference (see the buffer's health)`,
+        details,
+      };
     }
     return { state: 'up', details };
   }
@@ -222,9 +239,13 @@ export class ModelRunner implements Component {
     this.#metrics?.output(model.io.rule.name, picked.value);
     let transition: RuleTransition | undefined;
     if (!Number.isFinite(picked.value)) {
-      this.#count('output_not_finite', `output ${model.io.rule.name} is ${picked.value}`);
+      this.#count('output_not_finite', picked.problem ?? `output ${model.io.rule.name} is ${picked.value}`);
     } else {
+      this.#lastEvaluatedAt = Date.now();
       transition = this.#applyRule(model, picked, features.newestTs, window);
+      // A refused alert is retried on the next scheduled inference even when no new sample arrives (a source that
+      // reports on change may send nothing for hours while the fault persists).
+      if (this.#refused) this.#lastFingerprint = undefined;
       if (this.#skip) this.ctx.log.info({ after: this.#skip }, 'inferences resumed');
       this.#skip = undefined;
     }
@@ -256,7 +277,12 @@ export class ModelRunner implements Component {
   #applyRule(model: LoadedModel, picked: { value: number; label?: string }, ts: number, window: TagWindow): RuleTransition | undefined {
     const before = this.#rule.snapshot();
     const transition = this.#rule.evaluate(picked.value, ts);
-    if (!transition) return undefined;
+    if (!transition) {
+      // The condition behind a refused transition is gone: there is nothing left to store.
+      if (this.#refused) this.ctx.log.warn({ alertId: this.#refused.alertId, state: this.#refused.state }, 'the alert the outbox refused no longer applies');
+      this.#refused = undefined;
+      return undefined;
+    }
     const event = buildAlertEvent({
       gatewayId: this.ctx.gatewayId,
       cfg: this.cfg,
@@ -270,9 +296,19 @@ export class ModelRunner implements Component {
     } catch (err) {
       this.#rule.restore(before);
       this.#metrics?.enqueueFailed();
-      this.ctx.log.error({ err, alertId: event.alertId, state: event.state }, 'the outbox refused the alert; it is retried on the next inference');
+      const message = (err as Error).message;
+      if (this.#refused?.state === event.state) {
+        // A retried raise carries a new alertId (the refused occurrence never existed for subscribers).
+        Object.assign(this.#refused, { alertId: event.alertId, message, attempts: this.#refused.attempts + 1 });
+      } else {
+        // Logged once per refused alert; the retries are counted in lineguard_model_alert_enqueue_failures_total.
+        this.ctx.log.error({ err, alertId: event.alertId, state: event.state }, 'the outbox refused the alert; it is retried on every inference');
+        this.#refused = { state: event.state, alertId: event.alertId, message, since: Date.now(), attempts: 1 };
+      }
       return undefined;
     }
+    if (this.#refused) this.ctx.log.info({ alertId: event.alertId, attempts: this.#refused.attempts }, 'the outbox stored the alert it had refused');
+    this.#refused = undefined;
     try {
       this.#store.save(this.#rule.snapshot());
     } catch (err) {
@@ -288,6 +324,8 @@ export class ModelRunner implements Component {
     this.#skipped[reason] = (this.#skipped[reason] ?? 0) + 1;
     this.#metrics?.skipped(reason);
     if (reason === 'busy') return;
+    // "Nothing new since the last inference" must not hide that the output of that inference was unusable (NaN).
+    if (reason === 'no_new_data' && this.#skip?.reason === 'output_not_finite') return;
     if (this.#skip?.reason === reason) {
       this.#skip.count++;
       this.#skip.detail = detail;
@@ -332,6 +370,7 @@ export class ModelRunner implements Component {
         ? { ...this.#lastInference, at: new Date(this.#lastInference.at).toISOString(), runMs: round(this.#lastInference.runMs), totalMs: round(this.#lastInference.totalMs) }
         : null,
       ...(this.#lastError ? { lastError: this.#lastError.message } : {}),
+      ...(this.#refused ? { refusedAlert: { ...this.#refused, since: new Date(this.#refused.since).toISOString() } } : {}),
       skipped: { ...this.#skipped },
       ...(this.#skip ? { skipping: { reason: this.#skip.reason, detail: this.#skip.detail, since: new Date(this.#skip.since).toISOString(), count: this.#skip.count } } : {}),
       alert: active ? { active: true, alertId: active.alertId, raisedAt: new Date(active.raisedAt).toISOString() } : { active: false },

@@ -42,6 +42,13 @@ export class ModelSlot {
   #reloadAgain = false;
   #retryTimer: NodeJS.Timeout | undefined;
   #stopped = false;
+  /**
+   * Models dropped after an inference hung, whose thread has not ended yet (it is inside ONNX Runtime and cannot be
+   * killed, see InferenceWorker.terminate). No new model is loaded while one is stuck: a model that hangs on every
+   * inference would otherwise leave one more thread, session and core behind at every reload.
+   */
+  readonly #stuck = new Set<LoadedModel>();
+  #waitingForStuck = false;
 
   constructor(private readonly o: ModelSlotOptions) {}
 
@@ -81,6 +88,8 @@ export class ModelSlot {
     this.#model = undefined;
     this.#failure = { message: `the model stopped working: ${err.message}`, code: 'worker', at: Date.now() };
     this.o.log.error({ err, version: model.file.version }, 'model stopped working; reloading it');
+    this.#stuck.add(model);
+    void model.ended.then(() => this.#stuck.delete(model));
     void model.dispose(100);
     this.#scheduleRetry(this.#backoff.next(), true);
   }
@@ -98,6 +107,10 @@ export class ModelSlot {
 
   async #reloadOnce(retry: boolean): Promise<void> {
     const { cfg, log: baseLog, metrics } = this.o;
+    if (this.#stuck.size > 0) {
+      this.#waitForStuck();
+      return;
+    }
     let file;
     try {
       file = await readModelFile(this.o.path);
@@ -158,6 +171,24 @@ export class ModelSlot {
     } catch (err) {
       this.#failed(err as Error, file.sha256, !(err instanceof ModelLoadError) || err.transient);
     }
+  }
+
+  /** Says why nothing is loaded, and loads again once the stuck threads have ended. */
+  #waitForStuck(): void {
+    const versions = [...this.#stuck].map((m) => m.file.version).join(', ');
+    this.#failure = {
+      message: `an inference of version ${versions} hung past schedule.timeoutMs and its thread is still inside ONNX Runtime; ` +
+        'the model is loaded again when it returns (if it never does, the GPU or its driver hangs: restart the gateway)',
+      code: 'stuck',
+      at: Date.now(),
+    };
+    if (this.#waitingForStuck) return;
+    this.#waitingForStuck = true;
+    this.o.log.warn({ versions }, 'waiting for a hung inference thread to end before loading the model again');
+    void Promise.all([...this.#stuck].map((m) => m.ended)).then(() => {
+      this.#waitingForStuck = false;
+      void this.reload(true);
+    });
   }
 
   #failed(err: Error, sha256: string | undefined, transient: boolean): void {

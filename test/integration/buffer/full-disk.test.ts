@@ -1,6 +1,8 @@
 import BetterSqlite3 from 'better-sqlite3';
+import { closeSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SqliteAlertOutbox } from '../../../src/buffer/alert-outbox.js';
 import { SampleBuffer, type SampleBufferTuning } from '../../../src/buffer/sample-buffer.js';
 import type { BufferConfig } from '../../../src/buffer/config.js';
 import type { TagSample } from '../../../src/core/tag-sample.js';
@@ -43,13 +45,18 @@ async function metric(name: string): Promise<string> {
   return (await ctx.metrics.getSingleMetricAsString(name)) ?? '';
 }
 
-function integrity(file: string): string {
+/** Runs `read` on a read-only connection of its own to `file`. */
+function readOnly<T>(file: string, read: (db: BetterSqlite3.Database) => T): T {
   const db = new BetterSqlite3(file, { readonly: true });
   try {
-    return db.pragma('integrity_check', { simple: true }) as string;
+    return read(db);
   } finally {
     db.close();
   }
+}
+
+function integrity(file: string): string {
+  return readOnly(file, (db) => db.pragma('integrity_check', { simple: true }) as string);
 }
 
 beforeEach(() => {
@@ -167,5 +174,61 @@ describe('full disk', () => {
     expect(await metric('lineguard_buffer_pruned_rows_total')).toMatch(/reason="disk_full"} [1-9]/);
     await b.stop();
     expect(integrity(join(ctx.stateDir, 'lineguard.db'))).toBe('ok');
+  });
+});
+
+/** Writes zeros to `path` until the file system refuses (ENOSPC). */
+function fillDisk(path: string): void {
+  const fd = openSync(path, 'w');
+  const chunk = Buffer.alloc(64 * 1024);
+  try {
+    for (;;) writeSync(fd, chunk);
+  } catch {
+    // ENOSPC: full.
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function rowsOnDisk(file: string): number[] {
+  return readOnly(file, (db) => db.prepare('SELECT seq FROM alert_outbox ORDER BY seq').pluck().all() as number[]);
+}
+
+describe('acknowledging alerts on a full disk', () => {
+  it('ack and ackThrough throw SQLITE_FULL and keep depth equal to the file; recordAttempt does not throw; both work once space is back', async (test) => {
+    const fs = SmallFs.mount(2 * 1024 * 1024);
+    if (!fs) {
+      test.skip('cannot mount a tmpfs here (not root)');
+      return;
+    }
+    const file = join(fs.dir, 'outbox.db');
+    const filler = join(fs.dir, 'filler');
+    const outbox = SqliteAlertOutbox.open(file);
+    try {
+      const seqs = Array.from({ length: 20 }, (_, n) => outbox.enqueue(makeAlert(n, { message: 'x'.repeat(2_000) })).seq);
+      fillDisk(filler);
+
+      // The deletes need room in the write-ahead log: the commit fails, and the outbox must say so instead of
+      // counting the alerts as gone while the file still holds them.
+      expect(() => outbox.ack(seqs[0]!)).toThrow(expect.objectContaining({ code: 'SQLITE_FULL' }));
+      expect(() => outbox.ackThrough(seqs[9]!)).toThrow(expect.objectContaining({ code: 'SQLITE_FULL' }));
+      expect(outbox.depth()).toBe(20);
+      expect(outbox.peek(100).map((e) => e.seq)).toEqual(seqs);
+      // Counting a re-send is informational: it must not throw into the sink's publish path.
+      expect(() => outbox.recordAttempt(seqs[0]!)).not.toThrow();
+
+      unlinkSync(filler);
+      outbox.ack(seqs[0]!);
+      outbox.ackThrough(seqs[9]!);
+      expect(outbox.depth()).toBe(10);
+      outbox.ackThrough(seqs[9]!);
+      expect(outbox.depth()).toBe(10);
+      expect(outbox.peek(100).map((e) => e.seq)).toEqual(seqs.slice(10));
+      outbox.close();
+      expect(rowsOnDisk(file)).toEqual(seqs.slice(10));
+    } finally {
+      outbox.close();
+      fs.unmount();
+    }
   });
 });

@@ -4,8 +4,10 @@
  */
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { AlertEvent } from '../../../src/core/alert.js';
+import type { AlertEvent, AlertOutbox } from '../../../src/core/alert.js';
+import { ModelRunner } from '../../../src/runtime/index.js';
 import { readModelFile } from '../../../src/runtime/model-file.js';
 import { fixture, metricValue, modelConfig, until } from '../../unit/runtime/runtime-context.js';
 import { RuntimeHarness } from './runtime-harness.js';
@@ -19,6 +21,25 @@ beforeEach(async () => {
 afterEach(async () => {
   await h.stop();
 });
+
+/** The buffer's outbox refusing its first `times` enqueues as a full disk would; `left()` counts the refusals to come. */
+function refusingOutbox(times: number): { outbox: AlertOutbox; left: () => number } {
+  const outbox = h.buffer.outbox;
+  let refuse = times;
+  return {
+    left: () => refuse,
+    outbox: {
+      enqueue: (a: AlertEvent) => {
+        if (refuse > 0) {
+          refuse--;
+          throw new Error('SQLITE_FULL: database or disk is full');
+        }
+        return outbox.enqueue(a);
+      },
+      peek: outbox.peek.bind(outbox), ack: outbox.ack.bind(outbox), depth: outbox.depth.bind(outbox), onEnqueue: outbox.onEnqueue.bind(outbox),
+    },
+  };
+}
 
 /** Publishes rows [a, b] at ts = 1000, 2000, ... starting after `from`. */
 function rows(from: number, values: Array<[number, number]>): number {
@@ -138,16 +159,8 @@ describe('ModelRunner end to end', () => {
   });
 
   it('an outbox that refuses an alert does not lose it: the next inference raises it again', async () => {
-    let refuse = 1;
-    const outbox = h.buffer.outbox;
-    const flaky = {
-      enqueue: (a: AlertEvent) => {
-        if (refuse-- > 0) throw new Error('SQLITE_FULL: database or disk is full');
-        return outbox.enqueue(a);
-      },
-      peek: outbox.peek.bind(outbox), ack: outbox.ack.bind(outbox), depth: outbox.depth.bind(outbox), onEnqueue: outbox.onEnqueue.bind(outbox),
-    };
-    await h.runner(modelConfig({ schedule: { onNewData: true } }), { outbox: flaky });
+    const flaky = refusingOutbox(1);
+    await h.runner(modelConfig({ schedule: { onNewData: true } }), { outbox: flaky.outbox });
     rows(0, [[0.1, 10], [0.2, 10], [0.3, 10], [0.9, 10]]);
     await until(() => h.records.length === 1);
     expect(h.alerts()).toEqual([]);
@@ -157,6 +170,25 @@ describe('ModelRunner end to end', () => {
     expect(h.alerts()[0]).toMatchObject({ state: 'raised', ts: 5000 });
   });
 
+  it('a refused alert is retried on the schedule without new data, and health says why until it is stored', async () => {
+    const flaky = refusingOutbox(3);
+    const runner = await h.runner(modelConfig({ schedule: { everyMs: 50 } }), { outbox: flaky.outbox });
+    // The fault is in the data once; the source then reports nothing new (it sends on change only).
+    rows(0, [[0.1, 10], [0.2, 10], [0.3, 10], [0.9, 10]]);
+    await until(() => flaky.left() === 2, 5000, 'the first refusal');
+    expect(runner.health()).toMatchObject({
+      state: 'degraded',
+      reason: expect.stringMatching(/^the outbox refuses to store the raise of alert .* \(SQLITE_FULL: database or disk is full\); retried on every inference/),
+      details: { refusedAlert: { state: 'raised', attempts: 1 } },
+    });
+    await until(() => h.alerts().length === 1, 5000, 'the raise, stored on a retry');
+    expect(h.alerts()[0]).toMatchObject({ state: 'raised', ts: 4000 });
+    expect(await metricValue(h.ctx.metrics, 'lineguard_model_alert_enqueue_failures_total', { model: 'press1' })).toBe(3);
+    expect(runner.health().state).toBe('up');
+    expect(runner.health().details!.refusedAlert).toBeUndefined();
+    expect(h.ctx.logs.filter((l) => l.msg.startsWith('the outbox refused the alert'))).toHaveLength(1);
+  });
+
   it('works on a resampled window (window.periodMs)', async () => {
     const now = Date.now();
     await h.runner(modelConfig({ window: { samples: 4, periodMs: 100 }, schedule: { everyMs: 50 } }));
@@ -164,6 +196,27 @@ describe('ModelRunner end to end', () => {
     h.publish(now - 50, TAGS, [0.85, 12]);
     await until(() => h.alerts().length === 1, 5000, 'the raise');
     expect(h.alerts()[0]!.output.value).toBeCloseTo(0.85, 6);
+  });
+
+  it('a stop() that lands while start() sets up the file watch leaves nothing running', async () => {
+    // stop() right after the model went live: start() is then awaiting the watcher's first stat of the file.
+    const log = pino({ level: 'info' }, {
+      write(line: string) {
+        if (line.includes('model live on')) setImmediate(() => void runner.stop());
+      },
+    });
+    const runner: ModelRunner = new ModelRunner(modelConfig({ schedule: { everyMs: 20 } }), { ...h.ctx, log }, {
+      windows: h.buffer, outbox: h.buffer.outbox, baseDir: h.ctx.stateDir, onInference: (r) => h.records.push(r),
+    });
+    h.runners.push(runner);
+    await runner.start(new AbortController().signal);
+    expect(runner.health().state).toBe('stopped');
+    rows(0, [[0.1, 10], [0.2, 10], [0.3, 10], [0.9, 10]]);
+    h.buffer.flush();
+    await new Promise((r) => setTimeout(r, 150));
+    // No scheduler ran after stop (it would count the stopped model as not loaded, and hold the process open).
+    expect(await metricValue(h.ctx.metrics, 'lineguard_model_inferences_skipped_total', { model: 'press1', reason: 'model_not_loaded' })).toBeUndefined();
+    expect(h.records).toEqual([]);
   });
 
   it('stop() removes its listeners, timers and metric label values', async () => {
@@ -202,6 +255,24 @@ describe('ModelRunner with a bad model', () => {
     expect(good.health().state).toBe('up');
   });
 
+  it('a model whose output is NaN neither raises nor clears, and health says so until its output is a number again', async () => {
+    const runner = await h.runner(modelConfig({ file: fixture('nan-output.onnx'), schedule: { everyMs: 20 } }));
+    rows(0, [[0.1, 10], [0.2, 10], [0.3, 10], [0.5, 10]]); // sqrt(0.5 - 1): NaN
+    await until(() => runner.health().state === 'degraded', 5000, 'degraded');
+    expect(runner.health().reason).toBe('inferences are skipped: output failure_probability is NaN');
+    expect(h.records.at(-1)!.value).toBeNaN();
+    expect(h.alerts()).toEqual([]);
+    expect(await metricValue(h.ctx.metrics, 'lineguard_model_inferences_skipped_total', { model: 'press1', reason: 'output_not_finite' })).toBeGreaterThanOrEqual(1);
+    // Nothing new arrives for a while: still degraded (a model that has not produced a usable output is not up).
+    await new Promise((r) => setTimeout(r, 150));
+    expect(runner.health().state).toBe('degraded');
+
+    rows(4000, [[1.81, 10]]); // sqrt(0.81) = 0.9: above raiseAbove
+    await until(() => h.alerts().length === 1, 5000, 'the raise');
+    expect(h.alerts()[0]!.output.value).toBeCloseTo(0.9, 5);
+    expect(runner.health().state).toBe('up');
+  });
+
   it('a mismatched model is down, naming both shapes', async () => {
     const runner = await h.runner(modelConfig({ file: fixture('wrong-shape.onnx') }));
     expect(runner.health()).toMatchObject({
@@ -224,6 +295,22 @@ describe('ModelRunner with a bad model', () => {
     expect(runner.health().reason).toBe('the model stopped working: no result after 100 ms (schedule.timeoutMs)');
     expect(await metricValue(h.ctx.metrics, 'lineguard_model_inferences_total', { model: 'press1', result: 'timeout' })).toBe(1);
     await until(() => runner.health().state === 'up', 10_000, 'reloaded');
+    expect(await metricValue(h.ctx.metrics, 'lineguard_model_loads_total', { model: 'press1', result: 'ok' })).toBe(2);
+  });
+
+  it('after a hung inference no second model is loaded until the stuck thread has ended, and health says why', async () => {
+    const runner = await h.runner(modelConfig({ file: fixture('hang-on-input.onnx'), schedule: { onNewData: true, timeoutMs: 100 } }));
+    // b = 3e6: ~2 s inside ONNX Runtime here (0.7 µs an iteration); the reload retry comes within 1.1 s (backoff).
+    rows(0, [[0.1, 0], [0.2, 0], [0.3, 0], [0.4, 3e6]]);
+    await until(() => runner.health().state === 'down', 5000, 'the timeout');
+    await until(() => /still inside ONNX Runtime/.test(runner.health().reason ?? ''), 5000, 'the stuck thread reported');
+    expect(runner.health()).toMatchObject({
+      state: 'down',
+      reason: expect.stringMatching(/^an inference of version .* hung past schedule\.timeoutMs and its thread is still inside ONNX Runtime; the model is loaded again when it returns/),
+      details: { loadError: { code: 'stuck' } },
+    });
+    expect(await metricValue(h.ctx.metrics, 'lineguard_model_loads_total', { model: 'press1', result: 'ok' })).toBe(1);
+    await until(() => runner.health().state === 'up', 15_000, 'loaded again once the thread ended');
     expect(await metricValue(h.ctx.metrics, 'lineguard_model_loads_total', { model: 'press1', result: 'ok' })).toBe(2);
   });
 

@@ -52,6 +52,21 @@ describe('SqliteAlertOutbox', () => {
     expect(outbox.peek(10).map((e) => e.seq)).toEqual([a!.seq, c!.seq]);
   });
 
+  it('ackThrough removes the acknowledged prefix in one commit; depth, bytes and later entries stay right', () => {
+    const outbox = track(SqliteAlertOutbox.open(file));
+    const entries = [0, 1, 2, 3].map((n) => outbox.enqueue(makeAlert(n)));
+    const lastBytes = Buffer.byteLength(JSON.stringify(makeAlert(3)));
+    outbox.ackThrough(entries[2]!.seq);
+    expect(outbox.depth()).toBe(1);
+    expect(outbox.bytes()).toBe(lastBytes);
+    outbox.ackThrough(entries[2]!.seq);
+    outbox.ack(entries[1]!.seq);
+    expect(outbox.depth()).toBe(1);
+    expect(outbox.peek(10).map((e) => e.seq)).toEqual([entries[3]!.seq]);
+    outbox.close();
+    expect(track(SqliteAlertOutbox.open(file)).depth()).toBe(1);
+  });
+
   it('an enqueued alert is in the file before enqueue returns, and survives reopening', () => {
     const outbox = track(SqliteAlertOutbox.open(file));
     const entry = outbox.enqueue(makeAlert(7));

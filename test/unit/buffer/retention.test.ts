@@ -118,6 +118,58 @@ describe('retention', () => {
     expect(after.maxTs).toBe(before.maxTs);
   });
 
+  it('a source whose clock is behind by more than maxAge keeps the samples it just sent (age is measured against its newest)', async () => {
+    const b = await startBuffer({ retention: { maxAge: '1h', maxSize: '2GB' } });
+    const behind = Date.UTC(2000, 0, 1); // a PLC whose clock battery died
+    // 3 h at 1 s each: the gateway's tag and the PLC's tag.
+    for (let k = 0; k <= 3 * 3600; k++) {
+      ctx.bus.publish([sample('gateway-clock', NOW - 3 * 3600_000 + k * 1000, k), sample('plc-clock', behind + k * 1000, k)]);
+    }
+    b.flush();
+    maintainUntilIdle(b);
+    const plc = b.lastN(['plc-clock'], 3601);
+    expect(plc.valid.every((v) => v === 1)).toBe(true);
+    expect(plc.ts[3600]).toBe(behind + 3 * 3600_000);
+    expect(plc.ts[0]).toBe(behind + 2 * 3600_000);
+    expect(b.lastN(['plc-clock'], 3602).valid[0]).toBe(0);
+    const gateway = b.lastN(['gateway-clock'], 3602);
+    expect(gateway.ts[1]).toBe(NOW - 3600_000);
+    expect(gateway.valid[0]).toBe(0);
+  });
+
+  it('holds maxSize by the same share of every tag, whatever its clock: a source far ahead or behind costs no other tag its history', async () => {
+    const maxSize = 2_000_000;
+    const b = await startBuffer({ retention: { maxAge: '3650d', maxSize: '2MB' } });
+    const year = 365 * 86_400_000;
+    // tag0..tag5 on the gateway's clock, `ahead` 4 years in the future, `behind` 24 years in the past (older than maxAge).
+    const offsets: Record<string, number> = { ahead: 4 * year, behind: -24 * year };
+    for (let t = 0; t < 6; t++) offsets[`tag${t}`] = 0;
+    let ts = NOW - 1e9;
+    for (let round = 0; round < 40; round++) {
+      const batch: TagSample[] = [];
+      for (let k = 0; k < 1_000; k++) for (const [tag, offset] of Object.entries(offsets)) batch.push(sample(tag, ts + offset + k * 100, k));
+      ts += 1_000 * 100;
+      ctx.bus.publish(batch);
+      b.flush();
+      maintainUntilIdle(b);
+      const s = inspect(b.file);
+      expect((s.pages - s.free) * s.pageSize).toBeLessThanOrEqual(maxSize * 0.95);
+    }
+    const db = new BetterSqlite3(b.file, { readonly: true });
+    const rows = Object.fromEntries(
+      db.prepare('SELECT t.name, count(*) FROM samples s JOIN tags t ON t.id = s.tag_id GROUP BY t.name').raw().all() as Array<[string, number]>,
+    );
+    db.close();
+    // Each of the 8 tags keeps about an eighth of what fits (some 7,000 rows): far more than the last round's 1,000.
+    for (const tag of Object.keys(offsets)) expect(rows[tag]).toBeGreaterThan(4_000);
+    // and each keeps its newest stretch, contiguous.
+    for (const tag of Object.keys(offsets)) {
+      const w = b.lastN([tag], 4_000);
+      expect(w.valid.every((v) => v === 1)).toBe(true);
+      expect(w.ts[3_999]).toBe(ts - 100 + offsets[tag]!);
+    }
+  });
+
   it('retention runs from its own timer', async () => {
     const b = await startBuffer({ retention: { maxAge: '1h', maxSize: '2GB' } }, { maintenanceIntervalMs: 20 });
     ctx.bus.publish([sample('old', NOW - 2 * 3600_000, 1), sample('old', NOW, 2)]);

@@ -2,9 +2,11 @@ import BetterSqlite3 from 'better-sqlite3';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SCHEMA_VERSION } from '../../../src/buffer/migrations.js';
 import { SampleBuffer } from '../../../src/buffer/sample-buffer.js';
+import type { TagSample } from '../../../src/core/tag-sample.js';
 import { bufferConfig, bufferContext, sample } from './buffer-context.js';
 import { makeAlert } from './make-alert.js';
 
@@ -145,6 +147,38 @@ describe('SampleBuffer', () => {
     b.flush();
     expect(count(b.file)).toBe(1);
     expect(b.health().details?.droppedSamples).toBe(1);
+  });
+
+  it('a malformed sample from a faulty source is dropped alone (counted, logged); the rest of its batch is stored and health stays up', async () => {
+    const logs: Array<{ msg: string; dropped?: number; last?: unknown }> = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => logs.push(JSON.parse(line) as (typeof logs)[number]) });
+    const b = new SampleBuffer(bufferConfig(), { ...ctx, log });
+    buffers.push(b);
+    await b.start(signal);
+    const bad = [
+      { ...sample('a', 2, 1), tag: undefined },
+      { ...sample('a', 3, 1), value: { raw: 7 } },
+      { ...sample('a', 4, 1), value: null },
+      null,
+      { ...sample('a', 5, 1), source: undefined, statusCode: { code: 5 } },
+      sample('a', 1e300, 1),
+      sample('a', -Infinity, 1),
+    ] as unknown as TagSample[];
+    ctx.bus.publish([sample('a', 1, 1), ...bad, sample('b', 6, 2)]);
+    expect(b.flush()).toBe(9);
+    expect(b.health()).toMatchObject({ state: 'up', details: { pendingSamples: 0, writtenSamples: 3, droppedSamples: 6 } });
+    expect(count(b.file)).toBe(3);
+    expect(count(b.file, 'SELECT status IS NULL FROM samples WHERE ts = 5')).toBe(1);
+    const dropped = (await ctx.metrics.getSingleMetricAsString('lineguard_buffer_dropped_samples_total')) ?? '';
+    expect(dropped).toMatch(/reason="invalid_sample"} 4/);
+    expect(dropped).toMatch(/reason="invalid_timestamp"} 2/);
+    expect(logs.filter((l) => l.msg.startsWith('dropped malformed samples'))).toEqual([
+      expect.objectContaining({ dropped: 6, last: { reason: 'invalid_timestamp', tag: 'a', source: 'test/src', ts: '-Infinity' } }),
+    ]);
+    // Once a minute at most: the count goes on in the metric.
+    ctx.bus.publish([sample('a', Number.NaN, 1)]);
+    b.flush();
+    expect(logs.filter((l) => l.msg.startsWith('dropped malformed samples'))).toHaveLength(1);
   });
 
   it('stop() commits the last batch, unsubscribes, closes, and is idempotent; a restart sees everything', async () => {

@@ -60,6 +60,12 @@ describe('assembleFeatures', () => {
     expect(result.ok && Array.from(result.input)).toEqual([1, 2, 1, 4, 5, 6]);
   });
 
+  it('treats values beyond the float32 range as invalid: they would reach the model as Infinity', () => {
+    const result = assembleFeatures(windowOf(['a', 'b'], [[1, 1, 2], [2, 1e39, 4], [3, 5, -1e300]]), { ...plan, maxInvalidFraction: 0.5 });
+    expect(result.ok && Array.from(result.input)).toEqual([1, 2, 1, 4, 5, 4]);
+    expect(result.ok && result.invalidCells).toBe(2);
+  });
+
   it('skips a tag with no good sample in the window, naming it', () => {
     const result = assembleFeatures(windowOf(['a', 'b'], [[1, 1, null], [2, 3, null], [3, 5, null]]), { ...plan, maxInvalidFraction: 1 });
     expect(result).toEqual({ ok: false, reason: 'tag_without_data', detail: 'tag b has no good sample in the window' });

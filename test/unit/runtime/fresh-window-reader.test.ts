@@ -82,6 +82,14 @@ describe('FreshWindowReader over the real SampleBuffer', () => {
     expect(rows(small.lastN(['a'], 3))).toEqual([[null, null], [2, 2], [3, 3]]);
   });
 
+  it('ignores samples without a usable timestamp, as the buffer does: they cannot block fresher samples', () => {
+    ctx.bus.publish([sample('a', 1000, 1), sample('b', 1000, 10)]);
+    buffer.flush();
+    ctx.bus.publish([sample('a', Number.NaN, 99), sample('a', 1e300, 98), sample('a', 2500, 2), sample('b', 2600, 20)]);
+    expect(rows(reader.resampled(['a', 'b'], 1000, 3000, 1000))).toEqual([[1000, 1, 10], [2000, 1, 10], [3000, 2, 20]]);
+    expect(rows(reader.lastN(['a', 'b'], 2))).toEqual([[1000, 1, 10], [2600, 2, 20]]);
+  });
+
   it('puts a late sample in time order', () => {
     reader.add([sample('a', 3000, 3), sample('a', 1000, 1), sample('a', 2000, 2), sample('b', 1, 0)]);
     expect(rows(reader.lastN(['a'], 3))).toEqual([[1000, 1], [2000, 2], [3000, 3]]);

@@ -83,6 +83,11 @@ describe('ruleValue / checkWarmupOutputs', () => {
     expect(ruleValue({ name: 'p', index: 'max', kind: undefined, labels: ['ok', 'wear', 'heat'] }, outputs)).toEqual({ value: 0.7, index: 1, label: 'wear' });
     expect(ruleValue({ name: 'p', index: 2, kind: undefined, labels: undefined }, outputs)).toEqual({ value: 0.1, index: 2 });
     expect(ruleValue({ name: 'q', index: 0, kind: undefined, labels: undefined }, outputs).value).toBeNaN();
+    // A model with a dynamic output shape may return fewer elements than at warm-up: NaN (skipped), saying why.
+    expect(ruleValue({ name: 'p', index: 3, kind: undefined, labels: undefined }, outputs)).toMatchObject({
+      value: Number.NaN, problem: 'alert.outputIndex 3 is outside output "p" [1, 3]',
+    });
+    expect(ruleValue({ name: 'q', index: 0, kind: undefined, labels: undefined }, outputs).problem).toBe('the model returned no output "q"');
   });
 
   it('refuses an index outside the real output', async () => {
