@@ -12,12 +12,23 @@ import type { SecretRedactor } from './logger.js';
 
 /** How long one component may take to stop before the daemon moves on (the whole stop stays under 10 s). */
 const STOP_TIMEOUT_MS = 4_000;
+/**
+ * How long one component's start() may take before the daemon reports it down and starts the next one. Components
+ * bound their own start (a connector gives up waiting for its server after its connect timeout), so this only
+ * catches one that hangs: without it, one component would hold back every other one and READY=1 forever.
+ */
+const START_TIMEOUT_MS = 30_000;
 
 interface Running {
   plan: PlannedComponent;
   component: Component | undefined;
   /** Set when the component could not be created or started: shown in /healthz. */
   failure?: string;
+}
+
+export interface DaemonOptions {
+  /** Bound on one component's start(), ms (default 30 s). */
+  startTimeoutMs?: number;
 }
 
 export interface ReloadResult {
@@ -43,8 +54,12 @@ export class Daemon {
   #http: HealthServer | undefined;
   #abort = new AbortController();
   #startedAt = Date.now();
+  #starting: Promise<void> | undefined;
   #stopping: Promise<void> | undefined;
   #reloading: Promise<ReloadResult> | undefined;
+  /** A reload asked for while one runs: it runs once more afterwards, on the file as it is then. */
+  #reloadAgain: Promise<ReloadResult> | undefined;
+  readonly #startTimeoutMs: number;
   readonly #reloads;
   readonly #componentUp;
 
@@ -53,7 +68,9 @@ export class Daemon {
     loaded: { config: Config; baseDir: string; secrets: string[] },
     private readonly log: Logger,
     private readonly redactor: SecretRedactor,
+    options: DaemonOptions = {},
   ) {
+    this.#startTimeoutMs = options.startTimeoutMs ?? START_TIMEOUT_MS;
     this.#config = loaded.config;
     this.#baseDir = loaded.baseDir;
     this.redactor.set(loaded.secrets);
@@ -63,7 +80,7 @@ export class Daemon {
     this.#reloads = counter(this.registry, { name: 'lineguard_config_reloads_total', help: 'Config reloads by result.', labelNames: ['result'] });
     this.#componentUp = gauge(this.registry, {
       name: 'lineguard_component_up', help: '1 when the component is up, 0.5 degraded, 0 otherwise.', labelNames: ['component'],
-      // Evaluated on scrape, so it is never stale.
+      // Set by health(), which the HTTP server runs before every scrape of /metrics, so it is never stale.
     });
     gauge(this.registry, { name: 'lineguard_build_info', help: 'Version of the running gateway.', labelNames: ['version', 'node'] })
       .set({ version: process.env.npm_package_version ?? '0.1.0', node: process.version }, 1);
@@ -77,19 +94,46 @@ export class Daemon {
     return this.#http?.port;
   }
 
-  async start(): Promise<void> {
+  /** Starts the HTTP endpoint and every component in order. Idempotent. A stop() while it runs starts no more. */
+  start(): Promise<void> {
+    this.#starting ??= this.#start();
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
     mkdirSync(this.#config.gateway.stateDir, { recursive: true });
     await this.#startHttp();
-    for (const plan of planComponents(this.#config, this.#baseDir)) await this.#startOne(plan);
+    for (const plan of planComponents(this.#config, this.#baseDir)) {
+      // SIGTERM during startup: stop() waits for this loop, so whatever it has started gets stopped; start no more.
+      if (this.#abort.signal.aborted) return;
+      await this.#startOne(plan);
+    }
     this.log.info({ components: [...this.#running.keys()], stateDir: this.#config.gateway.stateDir }, 'gateway started');
   }
 
   /**
    * Re-reads the config file. An invalid file changes nothing (every error is logged); a valid one restarts only
    * the components whose fingerprint changed, and those that hold references to a restarted one.
+   *
+   * Reloads never overlap, nor run during start(): each would start the same components. A reload asked for while
+   * one runs is not merged into it (that one read the file before the latest save) but runs once more after it.
    */
   reload(): Promise<ReloadResult> {
-    this.#reloading ??= this.#reload().finally(() => {
+    if (this.#abort.signal.aborted) return Promise.resolve(refusedReload('the gateway is stopping'));
+    if (this.#reloading) {
+      this.#reloadAgain ??= this.#reloading
+        .catch(() => undefined)
+        .then(() => {
+          this.#reloadAgain = undefined;
+          return this.reload();
+        });
+      return this.#reloadAgain;
+    }
+    this.#reloading = (async () => {
+      await this.#starting?.catch(() => undefined);
+      if (this.#abort.signal.aborted) return refusedReload('the gateway is stopping');
+      return this.#reload();
+    })().finally(() => {
       this.#reloading = undefined;
     });
     return this.#reloading;
@@ -105,12 +149,23 @@ export class Daemon {
       this.log.error({ errors: loaded.errors.length }, 'config reload refused: the gateway keeps running on the previous config');
       return result;
     }
+    try {
+      mkdirSync(loaded.config.gateway.stateDir, { recursive: true });
+    } catch (err) {
+      // Checked before anything changes: a half-applied reload would leave the old components on the new config.
+      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+      result.errors = [`${this.configFile}: cannot create gateway.stateDir ${loaded.config.gateway.stateDir} (${code})`];
+      this.#reloads.inc({ result: 'invalid' });
+      this.log.error({ err, configError: result.errors[0] }, 'config reload refused: the gateway keeps running on the previous config');
+      return result;
+    }
     const previous = this.#config;
     this.#config = loaded.config;
     this.#baseDir = loaded.baseDir;
-    this.redactor.set(loaded.secrets);
+    // Added, not replaced: a rotated password is still a password, and components still stopping hold the old one.
+    this.redactor.add(loaded.secrets);
     this.log.level = loaded.config.log.level;
-    mkdirSync(loaded.config.gateway.stateDir, { recursive: true });
+    if (previous.gateway.id !== loaded.config.gateway.id) this.registry.setDefaultLabels({ gateway: loaded.config.gateway.id });
 
     const plan = planComponents(loaded.config, loaded.baseDir);
     const wanted = new Map(plan.map((p) => [p.name, p]));
@@ -140,13 +195,19 @@ export class Daemon {
         result.unchanged.push(p.name);
         continue;
       }
+      if (this.#abort.signal.aborted) break;
       if (!result.restarted.includes(p.name)) result.started.push(p.name);
       await this.#startOne(p);
     }
     // Keep the map in plan order so stop() stops in reverse start order.
-    this.#running = new Map(plan.map((p) => [p.name, this.#running.get(p.name)!]));
+    this.#running = new Map(plan.flatMap((p) => {
+      const running = this.#running.get(p.name);
+      return running ? [[p.name, running] as const] : [];
+    }));
 
-    if (JSON.stringify(previous.http) !== JSON.stringify(loaded.config.http)) {
+    // Also when it is unchanged but not serving: the port was taken at start, and SIGHUP is how to try it again.
+    const httpDown = loaded.config.http.enabled && !this.#http;
+    if (httpDown || JSON.stringify(previous.http) !== JSON.stringify(loaded.config.http)) {
       await this.#http?.stop();
       this.#http = undefined;
       await this.#startHttp();
@@ -165,7 +226,9 @@ export class Daemon {
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
       this.#abort.abort(new Error('gateway stopping'));
-      await this.#reloading?.catch(() => undefined);
+      // A start or reload in progress gives up at the abort; wait for it so the loop below sees every component.
+      await this.#starting?.catch(() => undefined);
+      await (this.#reloadAgain ?? this.#reloading)?.catch(() => undefined);
       for (const name of [...this.#running.keys()].reverse()) await this.#stopOne(name);
       await this.#http?.stop();
       this.log.info({ uptimeS: Math.round((Date.now() - this.#startedAt) / 1000) }, 'gateway stopped');
@@ -223,15 +286,67 @@ export class Daemon {
     const log = this.log.child({ component: kind, ...(instance ? { instance } : {}) });
     const running: Running = { plan, component: undefined };
     this.#running.set(plan.name, running);
+    const failed = (err: unknown): void => {
+      running.failure = (err as Error).message;
+      log.error({ err }, `${plan.name} failed to start; the rest of the gateway keeps running`);
+    };
+    let starting: Promise<void>;
     try {
       running.component = plan.create(
         { log, metrics: this.registry, bus: this.bus, gatewayId: this.#config.gateway.id, stateDir: this.#config.gateway.stateDir },
         { get: (name) => this.#running.get(name)?.component },
       );
-      await running.component.start(this.#abort.signal);
+      starting = running.component.start(this.#abort.signal);
     } catch (err) {
-      running.failure = (err as Error).message;
-      log.error({ err }, `${plan.name} failed to start; the rest of the gateway keeps running`);
+      failed(err);
+      return;
+    }
+    const outcome = await this.#settledOrLate(starting);
+    if (outcome === 'started') return;
+    if (outcome instanceof Error) {
+      failed(outcome);
+      return;
+    }
+    // Not started in time, or the gateway is stopping: move on; stop() stops this one like the others.
+    if (outcome === 'aborted') {
+      starting.catch(() => undefined);
+      return;
+    }
+    const hung = `start() has not finished after ${this.#startTimeoutMs / 1000} s; the rest of the gateway started without it`;
+    running.failure = hung;
+    log.error({ timeoutMs: this.#startTimeoutMs }, `${plan.name} did not start in time; the rest of the gateway keeps running`);
+    const current = (): boolean => this.#running.get(plan.name) === running && running.failure === hung;
+    starting.then(
+      () => {
+        if (!current()) return;
+        delete running.failure;
+        log.info(`${plan.name} started late`);
+      },
+      (err: unknown) => {
+        if (current()) failed(err);
+      },
+    );
+  }
+
+  /** Waits for a start() to settle, at most the start timeout, and not past the abort of the gateway. */
+  async #settledOrLate(starting: Promise<void>): Promise<'started' | Error | 'timeout' | 'aborted'> {
+    const signal = this.#abort.signal;
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    const late = new Promise<'timeout' | 'aborted'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), this.#startTimeoutMs);
+      onAbort = () => resolve('aborted');
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      return await Promise.race([
+        starting.then(() => 'started' as const, (err: unknown) => (err instanceof Error ? err : new Error(String(err)))),
+        late,
+      ]);
+    } finally {
+      clearTimeout(timer);
+      if (onAbort) signal.removeEventListener('abort', onAbort);
     }
   }
 
@@ -253,4 +368,8 @@ export class Daemon {
       clearTimeout(timer);
     }
   }
+}
+
+function refusedReload(reason: string): ReloadResult {
+  return { ok: false, errors: [reason], restarted: [], stopped: [], started: [], unchanged: [] };
 }

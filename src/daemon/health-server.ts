@@ -35,6 +35,12 @@ export class HealthServer {
         return;
       }
       if (url === '/metrics') {
+        try {
+          // The report sets the gauges derived from component health (lineguard_component_up): fresh at every scrape.
+          this.report();
+        } catch (err) {
+          this.log.error({ err }, 'health report failed');
+        }
         this.registry
           .metrics()
           .then((text) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(text))
@@ -45,8 +51,19 @@ export class HealthServer {
         return;
       }
       if (url === '/healthz') {
-        const report = this.report();
-        res.writeHead(report.status === 'up' ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify(report, null, 2)}\n`);
+        let body: string;
+        let status: number;
+        try {
+          const report = this.report();
+          body = `${JSON.stringify(report, null, 2)}\n`;
+          status = report.status === 'up' ? 200 : 503;
+        } catch (err) {
+          // A throw here would be an uncaught exception, and stop the gateway for a broken health detail.
+          this.log.error({ err }, 'health report failed');
+          body = `${JSON.stringify({ status: 'down', reasons: [`health report failed: ${(err as Error).message}`] })}\n`;
+          status = 500;
+        }
+        res.writeHead(status, { 'content-type': 'application/json' }).end(body);
         return;
       }
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics or /healthz\n');

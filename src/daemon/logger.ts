@@ -14,9 +14,14 @@ export interface LoggerOptions {
 export class SecretRedactor {
   #secrets: string[] = [];
 
-  /** Replaces the set of secret values (on config reload). Short values are kept too: a PIN is a secret. */
+  /** Replaces the set of secret values. Short values are kept too: a PIN is a secret. */
   set(secrets: Iterable<string>): void {
     this.#secrets = [...new Set(secrets)].filter((s) => s.length > 0).sort((a, b) => b.length - a.length);
+  }
+
+  /** Adds secret values (config reload): one that was a secret stays redacted for the life of the process. */
+  add(secrets: Iterable<string>): void {
+    this.set([...this.#secrets, ...secrets]);
   }
 
   redact(line: string): string {

@@ -1,4 +1,4 @@
-import { watch, type FSWatcher } from 'node:fs';
+import { mkdirSync, watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { EXIT, type CliIo } from '../core/cli-command.js';
@@ -19,6 +19,16 @@ export async function runDaemon(configFile: string, io: CliIo): Promise<number> 
   if (!loaded.ok) {
     for (const line of loaded.errors) io.err(line);
     io.err(`${configFile}: ${loaded.errors.length} config error(s); not starting (exit 78)`);
+    return EXIT.CONFIG;
+  }
+  const stateDir = loaded.config.gateway.stateDir;
+  try {
+    mkdirSync(stateDir, { recursive: true });
+  } catch (err) {
+    // A wrong path or missing permission: restarting would not fix it, so it exits like a bad config (no restart loop).
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    io.err(`${configFile}: gateway.stateDir: cannot create ${stateDir} (${code}); fix the path, or create it writable for the service user`);
+    io.err(`${configFile}: not starting (exit 78)`);
     return EXIT.CONFIG;
   }
   const redactor = new SecretRedactor();

@@ -42,6 +42,8 @@ export type ConnectionState = 'connecting' | 'connected' | 'waiting' | 'stopped'
  */
 export class BrokerConnection {
   #client: MqttClient | undefined;
+  /** Removes our listeners from `#client` (only ours: mqtt.js keeps its own on the same emitter). */
+  #detach: (() => void) | undefined;
   #state: ConnectionState = 'waiting';
   #connectedAt = 0;
   #lastError: string | undefined;
@@ -114,6 +116,12 @@ export class BrokerConnection {
       }
     }
     await new Promise<void>((resolve) => {
+      if (!wasConnected) {
+        // Still waiting for CONNACK: there is no session to end cleanly. mqtt.js's end(false) would call back at once
+        // but leave the socket and its CONNACK timer running for up to connectTimeoutMs, holding the process open.
+        client.end(true, () => resolve());
+        return;
+      }
       const timer = setTimeout(() => {
         client.end(true, () => resolve());
       }, END_TIMEOUT_MS);
@@ -122,9 +130,7 @@ export class BrokerConnection {
         resolve();
       });
     });
-    client.removeAllListeners();
-    // mqtt.js emits errors after end() in some paths; an 'error' event without a listener would throw.
-    client.on('error', () => {});
+    this.#detach?.();
     this.#client = undefined;
   }
 
@@ -145,10 +151,18 @@ export class BrokerConnection {
       return;
     }
     if (this.#stopped) return;
-    const client = mqtt.connect(this.options.broker.url, options);
+    let client: MqttClient;
+    try {
+      client = mqtt.connect(this.options.broker.url, options);
+    } catch (err) {
+      // mqtt.js throws synchronously on a URL it cannot use (a port above 65535, an unparsable host): report it
+      // like any failed attempt instead of letting it escape as an unhandled rejection.
+      this.#failed(`cannot connect to ${displayUrl(this.options.broker.url)}: ${describeError(err as Error)}`);
+      return;
+    }
     this.#client = client;
     let connected = false;
-    client.on('connect', (connack) => {
+    const onConnect = (connack: IConnackPacket): void => {
       if (this.#client !== client || this.#stopped) return;
       connected = true;
       this.#state = 'connected';
@@ -166,24 +180,23 @@ export class BrokerConnection {
       } catch (err) {
         this.options.log.error({ err }, 'connect handler failed');
       }
-    });
-    client.on('message', (topic, payload, packet) => {
+    };
+    const onMessage = (topic: string, payload: Buffer, packet: IPublishPacket): void => {
       if (this.#client !== client) return;
       try {
         this.options.handlers.onMessage?.(topic, payload, packet);
       } catch (err) {
         this.options.log.error({ err, topic }, 'message handler failed');
       }
-    });
-    client.on('error', (err) => {
+    };
+    const onError = (err: Error): void => {
       if (this.#client !== client) return;
       this.#lastError = describeError(err);
-    });
-    client.on('close', () => {
+    };
+    const onClose = (): void => {
       if (this.#client !== client || this.#stopped) return;
       this.#client = undefined;
-      client.removeAllListeners();
-      client.on('error', () => {});
+      detach();
       client.end(true);
       if (connected) {
         this.options.metrics.connected.set(0);
@@ -200,7 +213,22 @@ export class BrokerConnection {
         }
       }
       this.#failed(this.#lastError ?? (connected ? 'connection closed' : 'connection refused or closed before CONNACK'));
-    });
+    };
+    // removeAllListeners() would also take mqtt.js's own 'close' listener, the one that clears its CONNACK timer: a
+    // client stopped while connecting would then keep the process alive until connectTimeoutMs.
+    const detach = (): void => {
+      client.off('connect', onConnect);
+      client.off('message', onMessage);
+      client.off('error', onError);
+      client.off('close', onClose);
+      // mqtt.js emits errors after end() in some paths; an 'error' event without a listener would throw.
+      client.on('error', () => {});
+    };
+    this.#detach = detach;
+    client.on('connect', onConnect);
+    client.on('message', onMessage);
+    client.on('error', onError);
+    client.on('close', onClose);
   }
 
   #failed(reason: string): void {

@@ -234,8 +234,15 @@ function unknownBroker(name: string, known: Set<string>): string {
 
 function checkBroker(broker: MqttBrokerConfig, at: Path, report: ConfigIssueReporter): void {
   const scheme = /^([a-z]+):\/\/([^/?#]*)/.exec(broker.url);
-  if (scheme?.[2]?.includes('@')) {
+  const authority = scheme?.[2] ?? '';
+  const port = /:(\d+)$/.exec(authority)?.[1];
+  if (authority.includes('@')) {
     report([...at, 'url'], 'put the user name and password in `username` and `password` (a secret), not in the URL');
+  } else if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) {
+    // mqtt.js throws on such a port at every connect attempt instead of failing the connection.
+    report([...at, 'url'], `port ${port} is out of range: use 1 to 65535 (1883 for mqtt://, 8883 for mqtts://)`);
+  } else if (!URL.canParse(broker.url)) {
+    report([...at, 'url'], 'not a valid URL: write <scheme>://<host>:<port>, e.g. mqtt://192.168.10.5:1883 (no spaces; IPv6 in brackets)');
   }
   const secure = scheme ? ['mqtts', 'tls', 'ssl', 'wss'].includes(scheme[1]!) : false;
   if (broker.tls && !secure) {

@@ -93,8 +93,8 @@ export class SparkplugDecoder {
     }
     const key = `${parsed.group}/${parsed.node}`;
     const session = this.#nodes.get(key);
-    const seq = int64(decoded.seq);
-    const ts = int64(decoded.timestamp) ?? arrivalMs;
+    const seq = validSeq(int64(decoded.seq));
+    const ts = validTime(int64(decoded.timestamp)) ?? arrivalMs;
 
     switch (parsed.type) {
       case 'NBIRTH':
@@ -231,7 +231,7 @@ export class SparkplugDecoder {
       return;
     }
     const tag = `${this.options.tagPrefix}${session.group}.${session.node}${device === undefined ? '' : `.${device}`}.${def.name}`;
-    const sample: TagSample = { tag, value: value.value, ts: int64(m.timestamp) ?? ts, quality: 'good', source: this.options.source };
+    const sample: TagSample = { tag, value: value.value, ts: validTime(int64(m.timestamp)) ?? ts, quality: 'good', source: this.options.source };
     result.samples.push(sample);
   }
 
@@ -247,7 +247,7 @@ export class SparkplugDecoder {
     const ahead = (seq - session.nextSeq + 256) % 256;
     // More than half the ring behind: a duplicate or a very late message, not a gap.
     if (ahead >= 128) return;
-    for (let s = session.nextSeq; s !== seq; s = (s + 1) % 256) session.missing.add(s);
+    for (let k = 0; k < ahead; k++) session.missing.add((session.nextSeq + k) % 256);
     session.nextSeq = (seq + 1) % 256;
     result.events.push('seq_gap');
     if (this.options.reorderTimeoutMs === 0) {
@@ -264,6 +264,25 @@ export class SparkplugDecoder {
     result.problems.push({ reason, scope, detail });
     result.rebirth ??= { group: at.group, node: at.node, reason: detail };
   }
+}
+
+/** Largest time a JS Date can hold (±8.64e15 ms). */
+const MAX_TIME_MS = 8.64e15;
+
+/**
+ * A timestamp a sample can carry, or undefined for one that is unset (0) or beyond any date (a garbled uint64): such a
+ * sample would stay the newest of its tag forever, in every window the models read.
+ */
+function validTime(ms: number | undefined): number | undefined {
+  return ms !== undefined && ms > 0 && ms <= MAX_TIME_MS ? ms : undefined;
+}
+
+/**
+ * A sequence number the ordering checks can use: 0..255 (spec: seq wraps at 256). A device that sends anything
+ * else is not following the spec; its values are still ingested, but its seq cannot say what is missing.
+ */
+function validSeq(seq: number | undefined): number | undefined {
+  return seq !== undefined && Number.isInteger(seq) && seq >= 0 && seq <= 255 ? seq : undefined;
 }
 
 function emptyTable(): MetricTable {

@@ -142,10 +142,22 @@ export function checkOpcuaConfig(servers: readonly OpcuaServerConfig[], report: 
     const previous = names.get(server.name);
     if (previous !== undefined) report([s, 'name'], `server name "${server.name}" is already used by opcua[${previous}]`);
     else names.set(server.name, s);
+    checkEndpoint(server.endpoint, (p, m) => report([s, ...p], m));
     checkSecurity(server, (p, m) => report([s, ...p], m));
     checkTiming(server, (p, m) => report([s, ...p], m));
     server.tags.forEach((tag, t) => checkTag(tag, (p, m) => report([s, 'tags', t, ...p], m)));
   });
+}
+
+/** The schema only checks the scheme; node-opcua answers a bad host or port with a generic "may have been rejected". */
+function checkEndpoint(endpoint: string, report: ConfigIssueReporter): void {
+  const authority = /^opc\.tcp:\/\/([^/?#]*)/.exec(endpoint)?.[1] ?? '';
+  const port = /:(\d+)$/.exec(authority)?.[1];
+  if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) {
+    report(['endpoint'], `port ${port} is out of range: use 1 to 65535 (OPC UA servers usually listen on 4840)`);
+  } else if (!URL.canParse(endpoint) || authority === '' || authority.startsWith(':')) {
+    report(['endpoint'], 'not a valid endpoint URL: write opc.tcp://<host>:<port>, e.g. opc.tcp://192.168.10.5:4840 (no spaces; IPv6 in brackets)');
+  }
 }
 
 function checkSecurity(server: OpcuaServerConfig, report: ConfigIssueReporter): void {

@@ -204,11 +204,24 @@ export function classify(err: unknown, target: SessionTarget, verdict: ServerCer
     const own = pkiLayout(target.pkiDir).ownCertificate;
     return new ConnectError(`the server refused our client certificate; trust ${own} on the server (${firstLine(message)})`, 'server-refused-client');
   }
-  if (/ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|socket has been disconnected|closed by server|premature/i.test(message)) {
-    return new ConnectError(`cannot reach ${target.endpoint}: ${firstLine(message)}`, 'network');
+  const cause = causeOf(message);
+  if (/ENOTFOUND|EAI_AGAIN/.test(message)) {
+    return new ConnectError(`cannot reach ${target.endpoint}: its host name does not resolve (${cause}); check the endpoint and DNS`, 'network');
   }
-  if (/timed? ?out|Timeout/i.test(message)) return new ConnectError(`no answer from ${target.endpoint} in time: ${firstLine(message)}`, 'timeout');
-  return new ConnectError(firstLine(message), 'other');
+  if (/ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ENETUNREACH|socket has been disconnected|closed by server|premature/i.test(message)) {
+    return new ConnectError(`cannot reach ${target.endpoint}: ${cause}`, 'network');
+  }
+  if (/timed? ?out|Timeout/i.test(message)) return new ConnectError(`no answer from ${target.endpoint} in time: ${cause}`, 'timeout');
+  return new ConnectError(cause, 'other');
+}
+
+/**
+ * node-opcua's connect errors open with a generic sentence ("The connection may have been rejected by server,") and
+ * name the cause on a later line as `Err = (getaddrinfo ENOTFOUND plc1)`: that cause is what the engineer needs.
+ */
+function causeOf(message: string): string {
+  const inner = /Err = \((.*)\)\s*$/s.exec(message)?.[1];
+  return firstLine(inner ?? message);
 }
 
 /** Rejects when `promise` has not settled after `ms`; the late result is dropped. */

@@ -50,6 +50,19 @@ function baseName(statusName: string): string {
 }
 
 const TWO_32 = 4294967296;
+/** 1601-01-01T00:00:00Z: the DateTime a 0 on the wire decodes to. */
+const OPCUA_NULL_TIME = Date.UTC(1601, 0, 1);
+
+/**
+ * A timestamp, or undefined when the server sent none. OPC UA encodes "no time" as 0 (Part 6, 5.2.2.5), which
+ * node-opcua decodes as 1601-01-01; PLCs without a clock send that as the source timestamp. Taken as a time, every
+ * value would be 400 years old: the oldest in every window, and the first to go at retention.
+ */
+function timeOf(date: Date | null | undefined): number | undefined {
+  if (!date) return undefined;
+  const t = date.getTime();
+  return t > OPCUA_NULL_TIME ? t : undefined;
+}
 
 /**
  * Maps one DataValue. `indexed` says the tag asked for one array element (arrayIndex → IndexRange), in which case
@@ -60,7 +73,7 @@ export function mapDataValue(dv: DataValueLike, indexed: boolean, receivedAt: nu
   const statusName = dv.statusCode.name;
   const quality = qualityOfStatusCode(code);
   if (quality === 'bad' && isConfigStatus(statusName)) return { kind: 'config-error', reason: statusName, statusName };
-  const ts = dv.sourceTimestamp?.getTime() ?? dv.serverTimestamp?.getTime() ?? receivedAt;
+  const ts = timeOf(dv.sourceTimestamp) ?? timeOf(dv.serverTimestamp) ?? receivedAt;
   // InfoType DataValue (0x400) with the Overflow bit (0x80): the server's queue dropped values (Part 4, 7.34.1).
   const overflow = (code & 0x0480) === 0x0480 || statusName.includes('Overflow');
   const variant = dv.value;

@@ -10,6 +10,7 @@ import * as runtimeSection from '../../runtime/config.js';
 import { ConfigSchema, type Config } from './schema.js';
 import { describeSchemaErrors, type ConfigIssue } from './schema-errors.js';
 import { collectSecrets, substituteReferences, type SubstitutionIssue } from './secrets.js';
+import { documentData } from './yaml-data.js';
 import { formatPath, positionOf } from './yaml-positions.js';
 
 export type LoadResult =
@@ -66,7 +67,12 @@ export function loadConfigText(text: string, fileName: string, env: NodeJS.Proce
     };
   }
 
-  const data = doc.toJS({ maxAliasCount: 100 }) as unknown;
+  const read = documentData(doc, lineCounter);
+  if (!read.ok) {
+    const { line, col, path: where, message } = read.problem;
+    return { ok: false, errors: [at(line, col, where.length > 0 ? formatPath(where) : '(yaml)', message)] };
+  }
+  const data = read.data;
   if (data === null || data === undefined) return { ok: false, errors: [at(1, 1, '(top level)', 'the file is empty; start from `lineguard example-config`')] };
   if (typeof data !== 'object' || Array.isArray(data)) {
     return { ok: false, errors: [at(1, 1, '(top level)', 'expected a mapping of sections (gateway:, opcua:, mqtt:, ...)')] };
@@ -116,6 +122,10 @@ function runSectionChecks(config: Config, report: ConfigIssueReporter): void {
     if (typeof fn === 'function') (fn as SectionCheck<unknown>)(section, prefixed(prefix));
   }
   checkTagNamesUnique(config, report);
+  if (config.http.enabled && config.http.host.trim() === '') {
+    // Node listens on every interface for an empty host: the opposite of what an empty value looks like it means.
+    report(['http', 'host'], 'an empty host listens on every interface; write 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)');
+  }
 }
 
 /** A tag name produced by two OPC UA tags would silently merge two signals into one series. */

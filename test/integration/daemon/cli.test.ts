@@ -83,6 +83,17 @@ describe('lineguard CLI', () => {
     expect(explicit.stdout).toContain(`PKI store ${path.join(dir, 'other', 'pki')}`);
   });
 
+  it('run with a stateDir it cannot create exits 78 (not 70, which systemd would restart forever) and says why', () => {
+    const blocker = path.join(dir, 'not-a-dir');
+    writeFileSync(blocker, '');
+    const file = path.join(dir, 'bad-state.yaml');
+    writeFileSync(file, `gateway: { id: g1, stateDir: ${JSON.stringify(path.join(blocker, 'state'))} }\n`);
+    const run = lineguard(['run', '--config', file]);
+    expect(run.status).toBe(78);
+    expect(run.stderr).toContain(`${file}: gateway.stateDir: cannot create ${path.join(blocker, 'state')} (ENOTDIR)`);
+    expect(run.stderr).not.toMatch(/\n\s+at /);
+  });
+
   it('run with a bad config exits 78 with the same lines as check-config', () => {
     const file = path.join(dir, 'bad-run.yaml');
     writeFileSync(file, 'gateway: { id: g1 }\nbuffer: { flushIntervalMs: fast }\n');

@@ -214,3 +214,25 @@ describe('MqttSource without a broker', () => {
     expect((await ctx.waitForSamples(1))[0]).toMatchObject({ tag: 'later', value: 7 });
   });
 });
+
+describe('MqttSource with a broker URL mqtt.js cannot use', () => {
+  it('starts, reports down with the reason and keeps the process alive (no unhandled rejection)', async () => {
+    const ctx = context();
+    const source = new MqttSource(
+      sourceConfig({ name: 'badport', topics: ['badport/#'], values: [{ tag: 'badport' }] }),
+      // Passes the schema pattern; mqtt.connect throws synchronously on it.
+      brokerConfig({ url: 'mqtt://127.0.0.1:99999', ...fast }),
+      ctx,
+    );
+    cleanup.push(() => source.stop());
+    const started = await Promise.race([source.start(signal).then(() => 'started'), new Promise((r) => setTimeout(() => r('hung'), 5000))]);
+    expect(started).toBe('started');
+    expect(source.health()).toMatchObject({ state: 'down', reason: expect.stringMatching(/99999.*Port should be >= 0 and < 65536/) });
+    // It retries like any other failed attempt; each attempt fails the same way, and is counted.
+    const end = Date.now() + 10_000;
+    while ((await ctx.metricValue('lineguard_mqtt_connection_errors_total', { client: 'mqtt-source/badport' })) < 2) {
+      if (Date.now() > end) throw new Error('the source stopped retrying');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  });
+});

@@ -90,6 +90,8 @@ describe('OpcuaSource reconnect', () => {
       const health = source.health();
       expect(health.state).toBe('down');
       expect(health.reason).toMatch(/cannot reach opc\.tcp:\/\/127\.0\.0\.1:\d+/);
+      // The cause node-opcua puts on the last line of its message, not its generic first sentence.
+      expect(health.reason).toMatch(/: connect ECONNREFUSED 127\.0\.0\.1:\d+$/);
       await new Promise((r) => setTimeout(r, 1500));
       // Several attempts, one warning: repeats of the same reason are not logged again at warn.
       expect(await metricValue(t.registry, 'lineguard_opcua_connect_failures_total', { server: 'plc', kind: 'network' })).toBeGreaterThanOrEqual(2);
@@ -98,6 +100,22 @@ describe('OpcuaSource reconnect', () => {
       await waitFor(() => source.health().state === 'up', 'connection once the server is back', 15_000);
       server.setValue('Torque', 77);
       await waitFor(() => lastValue(t, 'torque') === 77, 'values');
+    } finally {
+      await source.stop();
+      t.cleanup();
+    }
+  });
+
+  it('names the cause when the endpoint host does not resolve', async () => {
+    const t = makeContext();
+    const source = new OpcuaSource(serverConfig('opc.tcp://plc-that-does-not-exist.invalid:4840', tags()), t.ctx);
+    try {
+      await source.start(new AbortController().signal);
+      await waitFor(() => source.health().state === 'down', 'the first failed attempt', 20_000);
+      expect(source.health()).toMatchObject({
+        state: 'down',
+        reason: expect.stringMatching(/cannot reach opc\.tcp:\/\/plc-that-does-not-exist\.invalid:4840: its host name does not resolve \(getaddrinfo (ENOTFOUND|EAI_AGAIN) plc-that-does-not-exist\.invalid\)/),
+      });
     } finally {
       await source.stop();
       t.cleanup();

@@ -72,6 +72,14 @@ describe('OpcuaSource values', () => {
     await waitFor(() => t.samples.some((s) => s.tag === 'temp' && s.quality === 'uncertain'), 'uncertain sample');
     expect(t.samples.find((s) => s.quality === 'uncertain')).toMatchObject({ value: 22, statusName: 'UncertainLastUsableValue' });
 
+    // A PLC without a clock sends DateTime 0 as the source timestamp: the server's timestamp stands in for it.
+    const before = Date.now();
+    server.setValue('Temperature', 23, { sourceTimestamp: new Date(Date.UTC(1601, 0, 1)) });
+    await waitFor(() => valuesOf('temp').includes(23), 'value without a source timestamp');
+    const clockless = t.samples.find((s) => s.tag === 'temp' && s.value === 23)!;
+    expect(clockless.ts).toBeGreaterThanOrEqual(before - 1000);
+    expect(clockless.ts).toBeLessThanOrEqual(Date.now());
+
     expect(await metricValue(t.registry, 'lineguard_opcua_bad_quality_samples_total', { server: 'plc', quality: 'bad' })).toBeGreaterThanOrEqual(1);
     expect(await metricValue(t.registry, 'lineguard_opcua_notifications_total', { server: 'plc' })).toBe(t.samples.length);
     expect(await metricValue(t.registry, 'lineguard_opcua_session_state', { server: 'plc', state: 'connected' })).toBe(1);

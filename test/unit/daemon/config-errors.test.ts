@@ -103,6 +103,11 @@ const BAD_CONFIGS: Array<{ name: string; text: string; expected: string[]; env?:
     expected: ['plant.yaml:4:74 mqtt.brokers[0].password: expected a string, found (a secret, not shown)'],
   },
   {
+    name: 'an empty HTTP host (which would listen on every interface)',
+    text: `${MINIMAL}http: { host: "" }\n`,
+    expected: ['plant.yaml:2:15 http.host: an empty host listens on every interface; write 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)'],
+  },
+  {
     name: 'two OPC UA tags with the same name',
     text: `${MINIMAL}opcua:\n  - name: plc1\n    endpoint: opc.tcp://10.0.0.5:4840\n    security: { mode: None, policy: None }\n    tags:\n      - { tag: t1, nodeId: "ns=2;s=A" }\n      - { tag: t1, nodeId: "ns=2;s=B" }\n`,
     expected: ['plant.yaml:8:16 opcua[0].tags[1].tag: tag name "t1" is already used by opcua[0].tags[0]'],
@@ -137,6 +142,25 @@ describe('config errors: every bad config gets its exact line', () => {
     expect(errors).toHaveLength(4);
     const lines = errors.map((e) => Number(e.split(':')[1]));
     expect(lines).toEqual([...lines].sort((a, b) => a - b));
+  });
+
+  it('alias mistakes are config errors with a line, not crashes (which systemd would restart forever)', () => {
+    expect(errorsOf(`${MINIMAL}http: { port: *port }\n`)).toEqual(['plant.yaml:2:15 (yaml): alias *port has no anchor &port before it (an anchor must come first)']);
+    expect(errorsOf(`${MINIMAL}mqtt: &m\n  brokers:\n    - { name: site, url: "mqtt://h:1883", loop: *m }\n`))
+      .toEqual(['plant.yaml:4:49 mqtt.brokers[0].loop: this alias refers to a mapping or list that contains it, so the value would never end']);
+    const levels = ['a: &a [x, x, x, x, x, x, x, x, x, x]'];
+    for (const n of ['b', 'c', 'd', 'e']) levels.push(`${n}: &${n} [${Array(10).fill(`*${String.fromCharCode(n.charCodeAt(0) - 1)}`).join(', ')}]`);
+    const bomb = errorsOf(`${MINIMAL}x-bomb:\n  ${levels.join('\n  ')}\n`);
+    expect(bomb).toHaveLength(1);
+    expect(bomb[0]).toMatch(/^plant\.yaml:4:\d+ \(yaml\): the aliases \(\*name\) expand to more than 100 copies; write the values out instead$/);
+    expect(errorsOf(`gateway: { id: g1, stateDir: !!binary aGVsbG8= }\n`))
+      .toEqual(['plant.yaml:1:39 gateway.stateDir: a typed YAML value (such as !!binary) is not a config value here: write a plain string, number, list or mapping']);
+  });
+
+  it('aliases that are used correctly still work', () => {
+    const anchored = loadConfigText(`gateway: { id: &id g1, stateDir: /tmp/lg }\nmqtt:\n  brokers: [{ name: *id, url: "mqtt://h:1883" }]\n`, 'plant.yaml', {});
+    if (!anchored.ok) throw new Error(anchored.errors.join('\n'));
+    expect(anchored.config.mqtt.brokers[0]!.name).toBe('g1');
   });
 
   it('an empty file says how to start', () => {

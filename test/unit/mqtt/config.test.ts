@@ -58,6 +58,27 @@ describe('MQTT config', () => {
     ]);
   });
 
+  it('refuses broker URLs the schema pattern lets through but no client can connect to', () => {
+    expect(issues({
+      brokers: [
+        { name: 'a', url: 'mqtt://10.0.0.1:99999' },
+        { name: 'b', url: 'mqtts://broker.plant.local:0' },
+        { name: 'c', url: 'mqtt://broker plant:1883' },
+        { name: 'd', url: 'mqtt://[::1:1883' },
+        { name: 'e', url: 'mqtt://broker:port' },
+        { name: 'ok1', url: 'mqtt://[::1]:1883' },
+        { name: 'ok2', url: 'wss://broker.plant.local/mqtt' },
+        { name: 'ok3', url: 'mqtt://my_broker' },
+      ],
+    })).toEqual([
+      'brokers.0.url: port 99999 is out of range: use 1 to 65535 (1883 for mqtt://, 8883 for mqtts://)',
+      'brokers.1.url: port 0 is out of range: use 1 to 65535 (1883 for mqtt://, 8883 for mqtts://)',
+      'brokers.2.url: not a valid URL: write <scheme>://<host>:<port>, e.g. mqtt://192.168.10.5:1883 (no spaces; IPv6 in brackets)',
+      'brokers.3.url: not a valid URL: write <scheme>://<host>:<port>, e.g. mqtt://192.168.10.5:1883 (no spaces; IPv6 in brackets)',
+      'brokers.4.url: not a valid URL: write <scheme>://<host>:<port>, e.g. mqtt://192.168.10.5:1883 (no spaces; IPv6 in brackets)',
+    ]);
+  });
+
   it('checks topic filters, tag templates against topic levels, and sparkplug-only options', () => {
     expect(issues({
       brokers: [broker],

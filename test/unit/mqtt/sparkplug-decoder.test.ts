@@ -136,6 +136,36 @@ describe('SparkplugDecoder', () => {
     expect(handle(d, edge.data(undefined, [{ alias: 1, field: { doubleValue: 1 } }])).rebirth).toBeDefined();
   });
 
+  it('ingests data whose seq is outside 0..255 without hanging, and keeps tracking the valid sequence', () => {
+    const d = decoder();
+    const edge = new EdgeNode('plant', 'edge1');
+    handle(d, edge.nbirth(NODE_METRICS)); // seq 0
+    // seq 300 once made the gap bookkeeping count from the expected seq up to 300 modulo 256, forever.
+    const odd = handle(d, edge.data(undefined, [{ alias: 1, field: { doubleValue: 5 } }], T0 + 1, 300));
+    expect(odd.samples.map((s) => s.value)).toEqual([5]);
+    expect(odd.events).toEqual([]);
+    const huge = handle(d, edge.data(undefined, [{ alias: 1, field: { doubleValue: 6 } }], T0 + 2, 2 ** 40 + 3));
+    expect(huge.samples.map((s) => s.value)).toEqual([6]);
+    edge.seq = 1;
+    const next = handle(d, edge.data(undefined, [{ alias: 1, field: { doubleValue: 7 } }], T0 + 3)); // seq 1: in order
+    expect(next.events).toEqual([]);
+    expect(d.expireReorder(T0 + 60_000)).toEqual([]);
+  });
+
+  it('takes an unset or impossible timestamp as absent: metric, then payload timestamp, then arrival time', () => {
+    const d = decoder();
+    const edge = new EdgeNode('plant', 'edge1');
+    handle(d, edge.nbirth(NODE_METRICS, T0));
+    const r = handle(d, edge.data(undefined, [
+      { alias: 1, field: { doubleValue: 1 }, ts: 2 ** 60 },
+      { alias: 1, field: { doubleValue: 2 }, ts: 0 },
+      { alias: 1, field: { doubleValue: 3 }, ts: T0 + 5 },
+    ], T0 + 10));
+    expect(r.samples.map((s) => [s.value, s.ts])).toEqual([[1, T0 + 10], [2, T0 + 10], [3, T0 + 5]]);
+    const arrival = handle(d, edge.data(undefined, [{ alias: 1, field: { doubleValue: 4 }, ts: 2 ** 60 }], 2 ** 60), T0 + 20);
+    expect(arrival.samples.map((s) => s.ts)).toEqual([T0 + 20]);
+  });
+
   it('reports garbage and wrong topics without throwing, and ignores STATE and commands', () => {
     const d = decoder();
     expect(d.handle('spBv1.0/plant/NDATA/edge1', Buffer.from('{"not":"protobuf"}'), T0).problems[0]!.reason).toBe('decode_error');

@@ -31,6 +31,19 @@ describe('checkOpcuaConfig', () => {
     expect(issues([server({ security: { mode: 'None', trustOnFirstUse: false } })])).toEqual([]);
   });
 
+  it('refuses endpoints the schema pattern lets through but node-opcua cannot connect to', () => {
+    const endpoints = ['opc.tcp://10.0.0.5:99999', 'opc.tcp://', 'opc.tcp://plc 1:4840', 'opc.tcp://:4840', 'opc.tcp://[fe80::1:4840'];
+    expect(issues(endpoints.map((endpoint) => server({ endpoint })))).toEqual([
+      '0.endpoint: port 99999 is out of range: use 1 to 65535 (OPC UA servers usually listen on 4840)',
+      ...[1, 2, 3, 4].flatMap((i) => [
+        `${i}.name: server name "plc1" is already used by opcua[0]`,
+        `${i}.endpoint: not a valid endpoint URL: write opc.tcp://<host>:<port>, e.g. opc.tcp://192.168.10.5:4840 (no spaces; IPv6 in brackets)`,
+      ]),
+    ]);
+    const fine = ['opc.tcp://plc1.plant.local:4840/UA/Server', 'opc.tcp://[fe80::1]:4840', 'opc.tcp://10.0.0.5:4840'];
+    expect(fine.flatMap((endpoint) => issues([server({ endpoint })]))).toEqual([]);
+  });
+
   it('checks what each auth type needs', () => {
     expect(issues([server({ auth: { type: 'username', username: 'op' } })])).toEqual(['0.auth: auth type username needs password (write ${env:NAME} or ${file:PATH})']);
     expect(issues([server({ auth: { type: 'anonymous', password: 'x' } })])).toEqual(['0.auth.password: username/password are only used with auth type username (type is anonymous)']);

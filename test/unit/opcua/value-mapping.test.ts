@@ -13,6 +13,13 @@ describe('mapDataValue', () => {
     expect(mapDataValue(dv(BuiltinType.Double, 1.5, { sourceTimestamp: null, serverTimestamp: null }), false, 9)).toMatchObject({ ts: 9 });
   });
 
+  it('takes the OPC UA null DateTime (0 on the wire, decoded as 1601-01-01) and invalid dates as no timestamp', () => {
+    const opcuaNull = new Date(Date.UTC(1601, 0, 1));
+    expect(mapDataValue(dv(BuiltinType.Double, 1.5, { sourceTimestamp: opcuaNull }), false, 9)).toMatchObject({ ts: 2000 });
+    expect(mapDataValue(dv(BuiltinType.Double, 1.5, { sourceTimestamp: opcuaNull, serverTimestamp: opcuaNull }), false, 9)).toMatchObject({ ts: 9 });
+    expect(mapDataValue(dv(BuiltinType.Double, 1.5, { sourceTimestamp: new Date(Number.NaN) }), false, 9)).toMatchObject({ ts: 2000 });
+  });
+
   it('maps the StatusCode severity to the quality and keeps the name', () => {
     const bad = mapDataValue(dv(BuiltinType.Double, 0, { statusCode: { value: 0x808c0000, name: 'BadSensorFailure' } }), false, 0);
     expect(bad).toMatchObject({ kind: 'sample', quality: 'bad', statusName: 'BadSensorFailure', statusCode: 0x808c0000 });
