@@ -60,10 +60,10 @@ export const MqttBrokerSchema = Section({
     Section(
       {
         caFile: Type.Optional(
-          Type.String({ description: 'CA certificate(s) that sign the broker certificate (PEM); default the system CAs.' }),
+          Type.String({ description: 'CA certificate(s) that sign the broker certificate (PEM); default the system CAs.', minLength: 1 }),
         ),
-        certFile: Type.Optional(Type.String({ description: 'Client certificate (PEM), for brokers that require one.' })),
-        keyFile: Type.Optional(Type.String({ description: 'Client private key (PEM).' })),
+        certFile: Type.Optional(Type.String({ description: 'Client certificate (PEM), for brokers that require one.', minLength: 1 })),
+        keyFile: Type.Optional(Type.String({ description: 'Client private key (PEM).', minLength: 1 })),
         keyPassphrase: Type.Optional(Secret({ description: 'Passphrase of an encrypted key file. Write ${env:NAME} or ${file:PATH}.' })),
         serverName: Type.Optional(Type.String({ description: 'Name checked against the broker certificate; default the URL host.' })),
         rejectUnauthorized: Type.Boolean({ description: 'Check the broker certificate and its name. Turn off only to debug.', default: true }),

@@ -80,7 +80,7 @@ export function loadConfigText(text: string, fileName: string, env: NodeJS.Proce
 
   const issues: ConfigIssue[] = [];
   const substitution: SubstitutionIssue[] = [];
-  substituteReferences(data, env, substitution);
+  substituteReferences(data, env, substitution, [], path.dirname(path.resolve(fileName)));
   for (const s of substitution) issues.push({ path: s.path, at: 'value', message: s.message });
 
   dropEmptyValuesWithDefaults(ConfigSchema, data);

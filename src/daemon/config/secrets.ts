@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs';
+import nodePath from 'node:path';
 import type { KeyPath } from './yaml-positions.js';
 
 /**
  * `${env:NAME}` and `${file:/run/credentials/lineguard.service/NAME}` substitution, so secrets never need to sit in
  * the config file (systemd's LoadCredential= puts them under $CREDENTIALS_DIRECTORY). `$${` escapes a literal `${`.
+ * A relative `${file:…}` path is resolved from the config file's directory, like model paths.
  */
 const REFERENCE = /\$\$\{|\$\{(env|file):([^}]*)\}/g;
 
@@ -18,23 +20,24 @@ export function substituteReferences(
   env: NodeJS.ProcessEnv,
   issues: SubstitutionIssue[],
   path: Array<string | number> = [],
+  baseDir = process.cwd(),
 ): unknown {
-  if (typeof value === 'string') return substituteString(value, env, issues, path);
+  if (typeof value === 'string') return substituteString(value, env, issues, path, baseDir);
   if (Array.isArray(value)) {
     value.forEach((item, i) => {
-      value[i] = substituteReferences(item, env, issues, [...path, i]);
+      value[i] = substituteReferences(item, env, issues, [...path, i], baseDir);
     });
     return value;
   }
   if (value !== null && typeof value === 'object') {
     const record = value as Record<string, unknown>;
-    for (const key of Object.keys(record)) record[key] = substituteReferences(record[key], env, issues, [...path, key]);
+    for (const key of Object.keys(record)) record[key] = substituteReferences(record[key], env, issues, [...path, key], baseDir);
     return record;
   }
   return value;
 }
 
-function substituteString(text: string, env: NodeJS.ProcessEnv, issues: SubstitutionIssue[], path: KeyPath): string {
+function substituteString(text: string, env: NodeJS.ProcessEnv, issues: SubstitutionIssue[], path: KeyPath, baseDir: string): string {
   return text.replace(REFERENCE, (match, kind: string | undefined, name: string | undefined) => {
     if (match === '$${') return '${';
     const ref = (name ?? '').trim();
@@ -50,7 +53,7 @@ function substituteString(text: string, env: NodeJS.ProcessEnv, issues: Substitu
       }
       return found;
     }
-    const file = ref.replace(/^~(?=\/)/, env.HOME ?? '~').replace('$CREDENTIALS_DIRECTORY', env.CREDENTIALS_DIRECTORY ?? '');
+    const file = nodePath.resolve(baseDir, ref.replace(/^~(?=\/)/, env.HOME ?? '~').replace('$CREDENTIALS_DIRECTORY', env.CREDENTIALS_DIRECTORY ?? ''));
     try {
       return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
     } catch (err) {

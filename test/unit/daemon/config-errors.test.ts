@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../../src/daemon/config/load.js';
 import { exampleConfig } from '../../../src/daemon/config/example-config.js';
@@ -185,6 +188,21 @@ describe('config loading', () => {
     const result = loadConfigText(`${MINIMAL}log:\n  # level: debug\nhttp:\n`, 'plant.yaml', {});
     expect(result.ok).toBe(true);
     if (result.ok) expect(result.config.log.level).toBe('info');
+  });
+
+  it('a relative ${file:} path is read from the config file\'s directory', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'lineguard-secret-'));
+    writeFileSync(path.join(dir, 'mqtt-password'), 'from-a-file\n');
+    const text = `${MINIMAL}mqtt:\n  brokers:\n    - { name: site, url: "mqtt://10.0.0.9:1883", username: gw, password: "\${file:mqtt-password}" }\n`;
+    const result = loadConfigText(text, path.join(dir, 'plant.yaml'), {});
+    rmSync(dir, { recursive: true, force: true });
+    expect(result.ok).toBe(true);
+    if (result.ok) expect(result.config.mqtt.brokers[0]!.password).toBe('from-a-file');
+  });
+
+  it('an empty TLS file path is a config error, not a connect-time EISDIR', () => {
+    const errors = errorsOf(`${MINIMAL}mqtt:\n  brokers:\n    - { name: site, url: "mqtts://10.0.0.9:8883", tls: { caFile: "" } }\n`);
+    expect(errors).toContain('plant.yaml:4:66 mqtt.brokers[0].tls.caFile: must NOT have fewer than 1 characters, found string ""');
   });
 
   it('$${ escapes a literal ${', () => {
