@@ -4,10 +4,14 @@ import { Backoff } from '../../core/backoff.js';
 /** Publishes one alert; calls `done` once on PUBACK (no error) or failure. */
 export type PublishFn = (entry: OutboxEntry, done: (err?: Error | null) => void) => void;
 
-/** Optional outbox extras (SqliteAlertOutbox has them): read past the entries in flight, count re-sends. */
+/**
+ * Optional outbox extras (SqliteAlertOutbox has them): read past the entries in flight, count re-sends, delete a
+ * delivered prefix in one commit.
+ */
 interface OutboxExtras {
   peekAfter?(afterSeq: number, limit: number): OutboxEntry[];
   recordAttempt?(seq: number): void;
+  ackThrough?(seq: number): void;
 }
 
 interface InFlight {
@@ -37,15 +41,28 @@ export interface AlertDrainOptions {
  * outbox still holds every alert from the oldest unacknowledged one on, and re-sending from there keeps the
  * first delivery of every alert in order (at-least-once; duplicates carry the same eventId).
  *
+ * Deleting is batched: a PUBACK only marks its record acked, and once per event-loop turn (setImmediate) the
+ * contiguous acked prefix is deleted with one `ackThrough` commit (one `ack` per alert for an outbox without it);
+ * a commit costs far more than the delete, and PUBACKs arrive in bursts. `onDelivered` is called for an alert only
+ * once its delete has committed. A PUBACKed alert waiting for its turn no longer counts against the window. Before
+ * the window restarts (rewind, reconnect) and on close, the prefix is deleted at once so delivered alerts are not
+ * sent again needlessly; after close, each PUBACK deletes at once (no timer outlives close). A delete that fails
+ * (disk full) leaves its alerts in the outbox to be sent again after a rewind.
+ *
  * While disconnected nothing is published (there is no publish function). On every (re)connect the window restarts
  * from the oldest alert in the outbox.
  */
 export class AlertDrain {
   readonly #outbox: AlertOutbox & OutboxExtras;
   readonly #options: AlertDrainOptions;
-  /** Oldest first; `#head` is the index of the oldest still tracked (an array with a moving head is O(1) to shift). */
+  /**
+   * Oldest first; `#head` is the index of the oldest still in the outbox (an array with a moving head is O(1) to
+   * shift). `[#head, #ackedEnd)` is the acked prefix waiting to be deleted; the record at `#ackedEnd`, if any, is
+   * pending or failed.
+   */
   #inFlight: InFlight[] = [];
   #head = 0;
+  #ackedEnd = 0;
   /** Records in `#inFlight` still awaiting their PUBACK. */
   #pending = 0;
   /** Highest seq dispatched on the current connection. */
@@ -61,6 +78,8 @@ export class AlertDrain {
   /** Delay chosen when the publish that caused the pending rewind failed. */
   #rewindDelay: number | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
+  /** Set while a delete of the acked prefix is due at the end of this event-loop turn. */
+  #flushTimer: NodeJS.Immediate | undefined;
   readonly #retry: Backoff;
   #idleWaiters: Array<() => void> = [];
   #lastError: string | undefined;
@@ -84,15 +103,20 @@ export class AlertDrain {
     this.#publish = undefined;
   }
 
-  /** Dispatch nothing more (shutdown); publishes in flight still complete. */
+  /**
+   * Dispatch nothing more (shutdown); publishes in flight still complete. The acked prefix is deleted now, and from
+   * here on each PUBACK deletes its alerts at once, so no timer is left behind.
+   */
   close(): void {
     this.#closed = true;
     clearTimeout(this.#retryTimer);
+    this.#flush();
+    this.#notifyIdle();
   }
 
-  /** Resolves when no publish is in flight. */
+  /** Resolves when no publish is in flight and no PUBACKed alert is still waiting to be deleted. */
   idle(): Promise<void> {
-    if (this.pending === 0) return Promise.resolve();
+    if (this.#isIdle()) return Promise.resolve();
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
@@ -115,10 +139,11 @@ export class AlertDrain {
       // Refill in batches of a quarter window: one outbox read per batch, not one per PUBACK.
       const batch = Math.max(1, Math.floor(max / 4));
       for (;;) {
-        const tracked = this.#inFlight.length - this.#head;
-        const free = max - tracked;
-        if (free <= 0 || (free < batch && tracked > 0)) break;
-        const entries = this.#read(free, tracked);
+        // Acked alerts waiting for their delete are done with the broker: only the rest fill the window.
+        const inWindow = this.#inFlight.length - this.#ackedEnd;
+        const free = max - inWindow;
+        if (free <= 0 || (free < batch && inWindow > 0)) break;
+        const entries = this.#read(free);
         if (entries.length === 0) break;
         for (const entry of entries) {
           if (!this.#publish || this.#rewindPending) break;
@@ -133,9 +158,10 @@ export class AlertDrain {
     }
   }
 
-  #read(limit: number, tracked: number): OutboxEntry[] {
+  #read(limit: number): OutboxEntry[] {
     if (this.#outbox.peekAfter) return this.#outbox.peekAfter(this.#cursor, limit);
-    // The outbox holds every tracked entry (only the acknowledged prefix is deleted): skip past them.
+    // The outbox still holds every tracked entry (only a deleted prefix leaves the array): skip past them.
+    const tracked = this.#inFlight.length - this.#head;
     return this.#outbox.peek(tracked + limit).filter((e) => e.seq > this.#cursor);
   }
 
@@ -161,20 +187,58 @@ export class AlertDrain {
     record.state = 'acked';
     this.#retry.reset();
     this.#lastError = undefined;
+    while (this.#ackedEnd < this.#inFlight.length && this.#inFlight[this.#ackedEnd]!.state === 'acked') this.#ackedEnd++;
+    if (this.#closed) this.#flush();
+    else this.#scheduleFlush();
+    this.#afterSettle();
+  }
+
+  /** Deletes the acked prefix at the end of this event-loop turn, together with the PUBACKs still to come in it. */
+  #scheduleFlush(): void {
+    if (this.#flushTimer || this.#ackedEnd === this.#head) return;
+    this.#flushTimer = setImmediate(() => {
+      this.#flushTimer = undefined;
+      this.#flush();
+      this.#afterSettle();
+    });
+  }
+
+  /**
+   * Deletes the acked prefix from the outbox in one commit, then reports each alert delivered. If the outbox cannot
+   * delete (a full disk), the alerts stay, marked failed: they block the prefix and are sent again after a rewind
+   * (a duplicate, not a loss).
+   */
+  #flush(): void {
+    clearImmediate(this.#flushTimer);
+    this.#flushTimer = undefined;
+    const from = this.#head;
+    const end = this.#ackedEnd;
+    if (from === end) return;
+    let deleted = from;
     try {
-      while (this.#head < this.#inFlight.length && this.#inFlight[this.#head]!.state === 'acked') {
-        const done = this.#inFlight[this.#head]!;
-        this.#outbox.ack(done.seq);
-        this.#head++;
-        this.#options.onDelivered(done.seq, done.enqueuedAt);
+      if (this.#outbox.ackThrough) {
+        this.#outbox.ackThrough(this.#inFlight[end - 1]!.seq);
+        deleted = end;
+      } else {
+        for (; deleted < end; deleted++) this.#outbox.ack(this.#inFlight[deleted]!.seq);
       }
     } catch (err) {
-      // Cannot delete from the outbox: the alert stays and is sent again later (a duplicate, not a loss).
-      this.#options.onOutboxError(err);
+      for (let i = deleted; i < end; i++) this.#inFlight[i]!.state = 'failed';
+      this.#ackedEnd = deleted;
       this.#rewindPending = true;
+      this.#options.onOutboxError(err);
+    }
+    this.#head = deleted;
+    for (let i = from; i < deleted; i++) {
+      const done = this.#inFlight[i]!;
+      try {
+        this.#options.onDelivered(done.seq, done.enqueuedAt);
+      } catch (err) {
+        // An observer (metrics) must not turn a delivered alert into an uncaught exception in this timer callback.
+        this.#options.onOutboxError(err);
+      }
     }
     this.#compact();
-    this.#afterSettle();
   }
 
   #failed(record: InFlight, err: Error): void {
@@ -188,24 +252,19 @@ export class AlertDrain {
   }
 
   #afterSettle(): void {
-    if (this.pending === 0) {
-      for (const resolve of this.#idleWaiters.splice(0)) resolve();
+    if (!this.#rewindPending) {
+      this.#notifyIdle();
+      this.pump();
+      return;
     }
-    if (this.#rewindPending) {
-      if (this.pending > 0) return;
-      // Every publish of this round has settled: start again from the oldest alert still in the outbox.
-      this.#inFlight = [];
-      this.#head = 0;
-      this.#pending = 0;
-      this.#cursor = 0;
-      this.#generation++;
-      this.#rewindPending = false;
+    if (this.pending === 0) {
+      // Every publish of this round has settled: start again from the oldest alert still in the outbox, after a pause.
+      this.#restartWindow();
       const delay = this.#rewindDelay ?? this.#retry.next();
       this.#rewindDelay = undefined;
       this.#scheduleRetry(delay);
-      return;
     }
-    this.pump();
+    this.#notifyIdle();
   }
 
   #scheduleRetry(delay: number): void {
@@ -218,14 +277,30 @@ export class AlertDrain {
   }
 
   #reset(): void {
+    this.#restartWindow();
+    this.#rewindDelay = undefined;
+    clearTimeout(this.#retryTimer);
+    for (const resolve of this.#idleWaiters.splice(0)) resolve();
+  }
+
+  /** Deletes what was PUBACKed (so it is not sent again), then forgets the window: the next read is from the oldest. */
+  #restartWindow(): void {
+    this.#flush();
     this.#generation++;
     this.#inFlight = [];
     this.#head = 0;
+    this.#ackedEnd = 0;
     this.#pending = 0;
     this.#cursor = 0;
     this.#rewindPending = false;
-    this.#rewindDelay = undefined;
-    clearTimeout(this.#retryTimer);
+  }
+
+  #isIdle(): boolean {
+    return this.#pending === 0 && this.#flushTimer === undefined;
+  }
+
+  #notifyIdle(): void {
+    if (!this.#isIdle()) return;
     for (const resolve of this.#idleWaiters.splice(0)) resolve();
   }
 
@@ -233,6 +308,7 @@ export class AlertDrain {
   #compact(): void {
     if (this.#head > 1024 && this.#head * 2 > this.#inFlight.length) {
       this.#inFlight = this.#inFlight.slice(this.#head);
+      this.#ackedEnd -= this.#head;
       this.#head = 0;
     }
   }

@@ -1,9 +1,12 @@
+import BetterSqlite3 from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { SqliteAlertOutbox } from '../../../src/buffer/alert-outbox.js';
-import type { OutboxEntry } from '../../../src/core/alert.js';
+import { openDatabase } from '../../../src/buffer/database.js';
+import type { AlertOutbox, OutboxEntry } from '../../../src/core/alert.js';
 import { AlertDrain, type PublishFn } from '../../../src/connectors/mqtt/alert-drain.js';
 import { makeAlert } from '../../fixtures/mqtt/alerts.js';
 
@@ -26,26 +29,41 @@ beforeEach(() => {
 });
 
 afterEach(() => {
+  vi.useRealTimers();
   outbox.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
-function drainWith(maxInFlight: number) {
+/** A drain over `box` (the test's outbox by default); outbox errors are collected and must be expected. */
+function drainWith(maxInFlight: number, box: AlertOutbox = outbox) {
   const sent: Sent[] = [];
   const delivered: number[] = [];
   const errors: number[] = [];
-  const drain = new AlertDrain(outbox, {
+  const outboxErrors: unknown[] = [];
+  const drain = new AlertDrain(box, {
     maxInFlight,
     onDelivered: (seq) => delivered.push(seq),
     onPublishError: (_err, seq) => errors.push(seq),
-    onOutboxError: (err) => {
-      throw err;
-    },
+    onOutboxError: (err) => outboxErrors.push(err),
     retry: { initialMs: 5, maxMs: 20 },
   });
   const publish: PublishFn = (entry, done) => sent.push({ entry, done });
-  return { drain, publish, sent, delivered, errors };
+  return { drain, publish, sent, delivered, errors, outboxErrors };
 }
+
+/** Counts the outbox's `ackThrough` calls (the real method still runs). */
+function countAckThrough(box: SqliteAlertOutbox): number[] {
+  const calls: number[] = [];
+  const real = box.ackThrough.bind(box);
+  box.ackThrough = (seq: number): void => {
+    calls.push(seq);
+    real(seq);
+  };
+  return calls;
+}
+
+/** PUBACKs answered in one turn are deleted at the end of it (setImmediate): wait for that. */
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 const ids = (entries: Sent[]): string[] => entries.map((s) => s.entry.alert.eventId);
 const waitFor = async (check: () => boolean, ms = 2000): Promise<void> => {
@@ -57,9 +75,9 @@ const waitFor = async (check: () => boolean, ms = 2000): Promise<void> => {
 };
 
 describe('AlertDrain', () => {
-  it('keeps at most maxInFlight publishes outstanding and delivers everything in order', () => {
+  it('keeps at most maxInFlight publishes outstanding and delivers everything in order', async () => {
     for (let i = 0; i < 25; i++) outbox.enqueue(makeAlert(i));
-    const { drain, publish, sent, delivered } = drainWith(4);
+    const { drain, publish, sent, delivered, outboxErrors } = drainWith(4);
     drain.attach(publish);
     expect(sent).toHaveLength(4);
     let answered = 0;
@@ -68,21 +86,132 @@ describe('AlertDrain', () => {
       expect(drain.pending).toBeLessThanOrEqual(4);
     }
     expect(ids(sent)).toEqual(Array.from({ length: 25 }, (_, i) => `evt-${i}`));
-    expect(delivered).toHaveLength(25);
+    await nextTurn();
+    expect(delivered).toEqual(sent.map((s) => s.entry.seq));
+    expect(outbox.depth()).toBe(0);
+    expect(outboxErrors).toEqual([]);
+  });
+
+  it('deletes the PUBACKs of one turn with one ackThrough, and reports them delivered only after the delete', async () => {
+    for (let i = 0; i < 10; i++) outbox.enqueue(makeAlert(i));
+    const calls = countAckThrough(outbox);
+    const { drain, publish, sent, delivered, outboxErrors } = drainWith(10);
+    drain.attach(publish);
+    for (const s of sent) s.done(null);
+    expect(calls).toEqual([]);
+    expect(delivered).toEqual([]);
+    expect(outbox.depth()).toBe(10);
+    await nextTurn();
+    expect(calls).toEqual([sent[9]!.entry.seq]);
+    expect(delivered).toEqual(sent.map((s) => s.entry.seq));
+    expect(outbox.depth()).toBe(0);
+    expect(outboxErrors).toEqual([]);
+  });
+
+  it('deletes only the acknowledged prefix when PUBACKs come back out of order', async () => {
+    for (let i = 0; i < 5; i++) outbox.enqueue(makeAlert(i));
+    const calls = countAckThrough(outbox);
+    const { drain, publish, sent, delivered } = drainWith(10);
+    drain.attach(publish);
+    const seq = (i: number): number => sent[i]!.entry.seq;
+    sent[4]!.done(null);
+    sent[2]!.done(null);
+    sent[1]!.done(null);
+    await nextTurn();
+    expect(calls).toEqual([]);
+    expect(outbox.depth()).toBe(5);
+    expect(delivered).toEqual([]);
+    sent[0]!.done(null);
+    await nextTurn();
+    // 0..2 are a contiguous acknowledged prefix; 4 is acknowledged but 3 is not, so 4 stays.
+    expect(calls).toEqual([seq(2)]);
+    expect(outbox.peek(10).map((e) => e.seq)).toEqual([seq(3), seq(4)]);
+    expect(delivered).toEqual([seq(0), seq(1), seq(2)]);
+    sent[3]!.done(null);
+    await nextTurn();
+    expect(calls).toEqual([seq(2), seq(4)]);
+    expect(outbox.depth()).toBe(0);
+    expect(delivered).toEqual(sent.map((s) => s.entry.seq));
+  });
+
+  it('acks one entry at a time, in order, for an outbox without ackThrough or peekAfter', async () => {
+    for (let i = 0; i < 6; i++) outbox.enqueue(makeAlert(i));
+    const acked: number[] = [];
+    const plain: AlertOutbox = {
+      enqueue: (alert) => outbox.enqueue(alert),
+      peek: (limit) => outbox.peek(limit),
+      ack: (seq) => {
+        acked.push(seq);
+        outbox.ack(seq);
+      },
+      depth: () => outbox.depth(),
+      onEnqueue: (listener) => outbox.onEnqueue(listener),
+    };
+    const { drain, publish, sent, delivered } = drainWith(3, plain);
+    drain.attach(publish);
+    expect(sent).toHaveLength(3);
+    sent[1]!.done(null);
+    sent[0]!.done(null);
+    sent[2]!.done(null);
+    expect(ids(sent)).toEqual(['evt-0', 'evt-1', 'evt-2', 'evt-3', 'evt-4', 'evt-5']);
+    await nextTurn();
+    expect(outbox.depth()).toBe(3);
+    for (const s of sent.slice(3)) s.done(null);
+    await nextTurn();
+    expect(acked).toEqual(sent.map((s) => s.entry.seq));
+    expect(delivered).toEqual(acked);
     expect(outbox.depth()).toBe(0);
   });
 
-  it('deletes only the acknowledged prefix when PUBACKs come back out of order', () => {
-    for (let i = 0; i < 3; i++) outbox.enqueue(makeAlert(i));
+  it('keeps the alerts when the delete fails, and sends them again once the outbox can delete', async () => {
+    // A real failing commit: another connection holds the write lock, and this outbox does not wait for it.
+    const file = join(dir, 'locked.db');
+    const db = openDatabase(file, { synchronous: 'FULL' });
+    db.pragma('busy_timeout = 0');
+    const box = new SqliteAlertOutbox(db, { maxAlerts: 1000, maxBytes: 10_000_000, log: pino({ level: 'silent' }) });
+    const locker = new BetterSqlite3(file);
+    try {
+      for (let i = 0; i < 3; i++) box.enqueue(makeAlert(i));
+      const { drain, publish, sent, delivered, outboxErrors } = drainWith(10, box);
+      drain.attach(publish);
+      locker.exec('BEGIN IMMEDIATE');
+      for (const s of sent) s.done(null);
+      await nextTurn();
+      expect(outboxErrors).toEqual([expect.objectContaining({ code: 'SQLITE_BUSY' })]);
+      expect(delivered).toEqual([]);
+      expect(box.depth()).toBe(3);
+      expect(box.peek(10).map((e) => e.alert.eventId)).toEqual(['evt-0', 'evt-1', 'evt-2']);
+      locker.exec('COMMIT');
+
+      // After the backoff, the window restarts from the oldest alert still in the outbox.
+      await waitFor(() => sent.length === 6);
+      expect(ids(sent.slice(3))).toEqual(['evt-0', 'evt-1', 'evt-2']);
+      for (const s of sent.slice(3)) s.done(null);
+      await nextTurn();
+      expect(box.depth()).toBe(0);
+      expect(delivered).toEqual(sent.slice(3).map((s) => s.entry.seq));
+      expect(outboxErrors).toHaveLength(1);
+      drain.close();
+    } finally {
+      if (locker.inTransaction) locker.exec('ROLLBACK');
+      locker.close();
+      box.close();
+      db.close();
+    }
+  });
+
+  it('deletes what was PUBACKed before a detach, so the next attach does not send it again', async () => {
+    for (let i = 0; i < 2; i++) outbox.enqueue(makeAlert(i));
     const { drain, publish, sent, delivered } = drainWith(10);
     drain.attach(publish);
-    sent[2]!.done(null);
-    sent[1]!.done(null);
-    expect(outbox.depth()).toBe(3);
-    expect(delivered).toEqual([]);
     sent[0]!.done(null);
-    expect(outbox.depth()).toBe(0);
-    expect(delivered).toEqual(sent.map((s) => s.entry.seq));
+    drain.detach();
+    expect(delivered).toEqual([sent[0]!.entry.seq]);
+    expect(outbox.peek(10).map((e) => e.alert.eventId)).toEqual(['evt-1']);
+    drain.attach(publish);
+    expect(ids(sent.slice(2))).toEqual(['evt-1']);
+    await nextTurn();
+    expect(outbox.depth()).toBe(1);
   });
 
   it('publishes nothing while detached and forgets what was in flight; the next attach starts from the oldest', () => {
@@ -118,6 +247,7 @@ describe('AlertDrain', () => {
     await waitFor(() => sent.length === 7);
     expect(ids(sent.slice(4))).toEqual(['evt-1', 'evt-2', 'evt-3']);
     for (const s of sent.slice(4)) s.done(null);
+    await nextTurn();
     expect(outbox.depth()).toBe(0);
     expect(drain.lastError).toBeUndefined();
   });
@@ -138,5 +268,27 @@ describe('AlertDrain', () => {
     await waitFor(() => idle);
     expect(sent).toHaveLength(2);
     expect(outbox.depth()).toBe(1);
+  });
+
+  it('close() deletes the PUBACKed prefix at once and leaves no timer; later PUBACKs delete without one', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setImmediate', 'clearImmediate'] });
+    for (let i = 0; i < 4; i++) outbox.enqueue(makeAlert(i));
+    const { drain, publish, sent, delivered, errors } = drainWith(10);
+    drain.attach(publish);
+    sent[0]!.done(null);
+    sent[1]!.done(null);
+    expect(vi.getTimerCount()).toBe(1); // the delete due at the end of this turn
+    drain.close();
+    expect(vi.getTimerCount()).toBe(0);
+    expect(delivered).toEqual([sent[0]!.entry.seq, sent[1]!.entry.seq]);
+    expect(outbox.depth()).toBe(2);
+    sent[2]!.done(null);
+    expect(outbox.depth()).toBe(1);
+    sent[3]!.done(new Error('Publish error: Quota exceeded')); // a rewind after close schedules no retry
+    expect(errors).toEqual([sent[3]!.entry.seq]);
+    expect(vi.getTimerCount()).toBe(0);
+    await drain.idle();
+    expect(sent).toHaveLength(4);
+    expect(outbox.peek(10).map((e) => e.alert.eventId)).toEqual(['evt-3']);
   });
 });
