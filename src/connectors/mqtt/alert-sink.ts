@@ -78,6 +78,7 @@ export class MqttAlertSink implements Component {
       broker: this.broker,
       clientId: clientIdFor(this.broker, this.ctx.gatewayId, 'alerts'),
       baseDir: this.ctx.stateDir,
+      noDelay: true,
       log: this.ctx.log,
       metrics: metrics.connection,
       will: () => ({

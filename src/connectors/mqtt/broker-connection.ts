@@ -28,6 +28,12 @@ export interface BrokerConnectionOptions {
   handlers: ConnectionHandlers;
   /** A fresh last will per attempt (its payload may carry the time of the attempt). */
   will?: () => IClientOptions['will'];
+  /**
+   * Turn Nagle's algorithm off (mqtt.js leaves it on). For a publisher with QoS 1 publishes in flight (the alert
+   * sink) small packets otherwise wait for the peer's delayed ACK: ~40 ms stalls while the window refills. A
+   * subscriber gains nothing and pays more syscalls for its PUBACKs, so it is per connection.
+   */
+  noDelay?: boolean;
 }
 
 export type ConnectionState = 'connecting' | 'connected' | 'waiting' | 'stopped';
@@ -165,6 +171,7 @@ export class BrokerConnection {
     const onConnect = (connack: IConnackPacket): void => {
       if (this.#client !== client || this.#stopped) return;
       connected = true;
+      if (this.options.noDelay) (client.stream as { setNoDelay?: (noDelay: boolean) => void } | undefined)?.setNoDelay?.(true);
       this.#state = 'connected';
       this.#connectedAt = Date.now();
       this.#lastError = undefined;
