@@ -185,7 +185,6 @@ describe('the gateway end to end', () => {
     const t0 = Date.now();
     daemon.signal('SIGTERM');
     const exit = await daemon.exit;
-    if (process.env.E2E_DEBUG) console.error(daemon.rawStdout.slice(-30).join('\n'));
     expect(exit).toEqual({ code: 0, signal: null });
     expect(Date.now() - t0).toBeLessThan(10_000);
     expect(readFileSync(notifyLog, 'utf8')).toContain('STOPPING=1');
