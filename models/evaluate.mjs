@@ -13,7 +13,6 @@ import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { TextDecoder } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import * as ort from 'onnxruntime-node';
 
@@ -33,80 +32,27 @@ export const CMAPSS_SENSORS = {
 export const RUL_CAP = 125;
 
 // ----------------------------------------------------------------------------------------------------------------
-// ONNX model header and metadata (onnxruntime-node does not expose metadata_props, so read the protobuf directly)
-
-function readVarint(buf, pos) {
-  let result = 0n;
-  let shift = 0n;
-  for (;;) {
-    if (pos >= buf.length) throw new RangeError('truncated varint');
-    const byte = buf[pos++];
-    result |= BigInt(byte & 0x7f) << shift;
-    if ((byte & 0x80) === 0) return [result, pos];
-    shift += 7n;
-  }
-}
-
-/** Iterates the top-level fields of one protobuf message: yields [fieldNumber, wireType, value]. */
-function* protoFields(buf) {
-  let pos = 0;
-  while (pos < buf.length) {
-    const [key, p1] = readVarint(buf, pos);
-    const field = Number(key >> 3n);
-    const wire = Number(key & 7n);
-    pos = p1;
-    if (wire === 0) {
-      const [v, p2] = readVarint(buf, pos);
-      pos = p2;
-      yield [field, wire, v];
-    } else if (wire === 2) {
-      const [len, p2] = readVarint(buf, pos);
-      const end = p2 + Number(len);
-      if (end > buf.length) throw new RangeError('truncated length-delimited field');
-      yield [field, wire, buf.subarray(p2, end)];
-      pos = end;
-    } else if (wire === 1) {
-      pos += 8;
-    } else if (wire === 5) {
-      pos += 4;
-    } else {
-      throw new RangeError(`unsupported protobuf wire type ${wire}`);
-    }
-  }
-}
-
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// ONNX model header and metadata. onnxruntime-node does not expose metadata_props, so the gateway reads the
+// protobuf itself (src/runtime/onnx-model-proto.ts); this script uses that same reader, compiled by `npm run build`.
+const proto = await import('../dist/src/runtime/onnx-model-proto.js').catch((err) => {
+  throw new Error(`models/evaluate.mjs uses the gateway's ONNX reader from dist/: run \`npm run build\` first (${err.message})`);
+});
 
 /**
  * Reads the ModelProto header of an ONNX file: producer, doc string, opsets and metadata_props.
  * @param {Uint8Array} bytes
  */
 export function readOnnxModelInfo(bytes) {
-  const info = { irVersion: 0, producerName: '', producerVersion: '', modelVersion: 0, docString: '', opsetImports: [], metadataProps: {} };
-  for (const [field, wire, value] of protoFields(bytes)) {
-    if (field === 1 && wire === 0) info.irVersion = Number(value);
-    else if (field === 2 && wire === 2) info.producerName = utf8.decode(value);
-    else if (field === 3 && wire === 2) info.producerVersion = utf8.decode(value);
-    else if (field === 5 && wire === 0) info.modelVersion = Number(value);
-    else if (field === 6 && wire === 2) info.docString = utf8.decode(value);
-    else if (field === 8 && wire === 2) {
-      const opset = { domain: '', version: 0 };
-      for (const [f, w, v] of protoFields(value)) {
-        if (f === 1 && w === 2) opset.domain = utf8.decode(v);
-        else if (f === 2 && w === 0) opset.version = Number(v);
-      }
-      info.opsetImports.push(opset);
-    } else if (field === 14 && wire === 2) {
-      let key = '';
-      let val = '';
-      for (const [f, w, v] of protoFields(value)) {
-        if (f === 1 && w === 2) key = utf8.decode(v);
-        else if (f === 2 && w === 2) val = utf8.decode(v);
-      }
-      info.metadataProps[key] = val;
-    }
-  }
-  return info;
+  const header = proto.readOnnxModelHeader(bytes);
+  return {
+    irVersion: header.irVersion,
+    producerName: header.producerName,
+    producerVersion: header.producerVersion,
+    modelVersion: header.modelVersion,
+    docString: header.docString,
+    opsetImports: header.opsets,
+    metadataProps: header.metadata,
+  };
 }
 
 /** The parsed `lineguard` metadata JSON of a model file. */

@@ -23,8 +23,9 @@ PY="${PYTHON:-/usr/bin/python3}"
 
 # The model cards' numbers come from the ONNX files via onnxruntime-node, not from Python.
 if [ -d "$repo/node_modules/onnxruntime-node" ]; then
-  (cd "$repo" && node models/evaluate.mjs --write)
+  # evaluate.mjs reads the ONNX metadata with the gateway's own reader, compiled into dist/.
+  (cd "$repo" && npm run build --silent && node models/evaluate.mjs --write)
 else
-  echo "train_all.sh: node_modules/onnxruntime-node missing: run 'npm install', then 'node models/evaluate.mjs --write'" >&2
+  echo "train_all.sh: node_modules/onnxruntime-node missing: run 'npm ci', then 'npm run build && node models/evaluate.mjs --write'" >&2
   exit 1
 fi
