@@ -7,7 +7,7 @@ import { SampleBuffer, type SampleBufferTuning } from '../../../src/buffer/sampl
 import type { BufferConfig } from '../../../src/buffer/config.js';
 import type { TagSample } from '../../../src/core/tag-sample.js';
 import { bufferConfig, bufferContext, sample } from '../../unit/buffer/buffer-context.js';
-import { makeAlert } from '../../unit/buffer/make-alert.js';
+import { makeAlert } from '../../support/alert-event.js';
 import { SmallFs } from './small-fs.js';
 
 const signal = new AbortController().signal;

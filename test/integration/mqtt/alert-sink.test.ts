@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { SqliteAlertOutbox } from '../../../src/buffer/alert-outbox.js';
 import type { AlertEvent } from '../../../src/core/alert.js';
 import { MqttAlertSink, type GatewayStatus } from '../../../src/connectors/mqtt/index.js';
-import { makeAlert } from '../../fixtures/mqtt/alerts.js';
+import { makeAlert, makeModelAlert } from '../../support/alert-event.js';
 import { Collector, firstDeliveries } from '../../fixtures/mqtt/collector.js';
 import { testContext, type TestContext } from '../../fixtures/mqtt/component-context.js';
 import { brokerConfig, sinkConfig } from '../../fixtures/mqtt/config-with-defaults.js';
@@ -126,7 +126,7 @@ describe('MqttAlertSink', () => {
 
   it('drains a backlog left from before the start, over MQTT 5 with a persistent session', async () => {
     const { outbox, ctx } = open('v5');
-    for (let i = 0; i < 100; i++) outbox.enqueue(makeAlert(i, { model: i % 2 ? 'odd' : 'even' }));
+    for (let i = 0; i < 100; i++) outbox.enqueue(makeModelAlert(i, i % 2 ? 'odd' : 'even'));
     const subscriber = await Collector.connect(broker.url, ['v5/#'], { protocolVersion: 5 });
     cleanup.push(() => subscriber.close());
     const sink = new MqttAlertSink(

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqliteAlertOutbox } from '../../../src/buffer/alert-outbox.js';
 import type { AlertEvent } from '../../../src/core/alert.js';
 import type { GatewayStatus } from '../../../src/connectors/mqtt/index.js';
-import { makeAlert } from '../../fixtures/mqtt/alerts.js';
+import { makeAlert } from '../../support/alert-event.js';
 import { Collector, firstDeliveries } from '../../fixtures/mqtt/collector.js';
 import { Mosquitto } from '../../support/mosquitto.js';
 
@@ -58,7 +58,7 @@ describe.skipIf(!existsSync(BUILT))('the alert sink process killed with SIGKILL 
   it('restarted, delivers every alert (in order of first delivery), and the last will announced the crash', { timeout: 60_000 }, async () => {
     const outboxFile = join(dir, 'outbox.db');
     const producer = SqliteAlertOutbox.open(outboxFile);
-    for (let i = 0; i < ALERTS; i++) producer.enqueue(makeAlert(i, { inputValues: 300 }));
+    for (let i = 0; i < ALERTS; i++) producer.enqueue(makeAlert(i, {}, 300));
     producer.close();
 
     const scada = await Collector.connect(broker.url, ['lineguard/gw-crash/alerts/#'], { clientId: 'scada-crash', clean: false });

@@ -5,7 +5,7 @@ import { SqliteAlertOutbox } from '../../../src/buffer/alert-outbox.js';
 import type { AlertEvent } from '../../../src/core/alert.js';
 import { MqttAlertSink, MqttSource } from '../../../src/connectors/mqtt/index.js';
 import type { MqttBrokerConfig } from '../../../src/connectors/mqtt/config.js';
-import { makeAlert } from '../../fixtures/mqtt/alerts.js';
+import { makeAlert } from '../../support/alert-event.js';
 import { Collector } from '../../fixtures/mqtt/collector.js';
 import { testContext, type TestContext } from '../../fixtures/mqtt/component-context.js';
 import { brokerConfig, sinkConfig, sourceConfig, type Loose } from '../../fixtures/mqtt/config-with-defaults.js';

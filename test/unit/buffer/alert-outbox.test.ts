@@ -7,7 +7,7 @@ import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SqliteAlertOutbox } from '../../../src/buffer/alert-outbox.js';
 import { openDatabase } from '../../../src/buffer/database.js';
-import { makeAlert } from './make-alert.js';
+import { makeAlert } from '../../support/alert-event.js';
 
 const log = pino({ level: 'silent' });
 let dir: string;

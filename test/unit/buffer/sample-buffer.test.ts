@@ -8,7 +8,7 @@ import { SCHEMA_VERSION } from '../../../src/buffer/migrations.js';
 import { SampleBuffer } from '../../../src/buffer/sample-buffer.js';
 import type { TagSample } from '../../../src/core/tag-sample.js';
 import { bufferConfig, bufferContext, sample } from './buffer-context.js';
-import { makeAlert } from './make-alert.js';
+import { makeAlert } from '../../support/alert-event.js';
 
 const signal = new AbortController().signal;
 let ctx: ReturnType<typeof bufferContext>;

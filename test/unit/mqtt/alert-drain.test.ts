@@ -8,7 +8,7 @@ import { SqliteAlertOutbox } from '../../../src/buffer/alert-outbox.js';
 import { openDatabase } from '../../../src/buffer/database.js';
 import type { AlertOutbox, OutboxEntry } from '../../../src/core/alert.js';
 import { AlertDrain, type PublishFn } from '../../../src/connectors/mqtt/alert-drain.js';
-import { makeAlert } from '../../fixtures/mqtt/alerts.js';
+import { makeAlert } from '../../support/alert-event.js';
 
 /**
  * The drain's window and ordering rules, against the real SQLite outbox. The "broker" here is a publish function

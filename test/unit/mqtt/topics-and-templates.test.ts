@@ -4,7 +4,7 @@ import { clientIdFor, displayUrl } from '../../../src/connectors/mqtt/connect-op
 import { compileJsonPointer, MISSING } from '../../../src/connectors/mqtt/json-pointer.js';
 import { parseTagTemplate, type TagTemplate } from '../../../src/connectors/mqtt/tag-template.js';
 import { matchingFilter, topicFilterProblem, topicMatches } from '../../../src/connectors/mqtt/topic-filter.js';
-import { makeAlert } from '../../fixtures/mqtt/alerts.js';
+import { makeAlert } from '../../support/alert-event.js';
 import { brokerConfig } from '../../fixtures/mqtt/config-with-defaults.js';
 
 describe('topic filters', () => {
