@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import type { OPCUACertificateManager } from 'node-opcua';
 import type { Opcua } from './opcua-module.js';
 import { describeCertificate, ensurePkiLayout, firstCertificate, PkiStore, type CertificateInfo } from './pki-store.js';
@@ -55,12 +56,20 @@ export function createClientCertificateManager(opcua: Opcua, options: ClientCert
   // awaiting the promise form. Wrapping it lets us say which certificate was refused and implement trust on first use.
   const check = async (chain: Buffer | Buffer[]): Promise<unknown> => {
     const der = Array.isArray(chain) ? Buffer.concat(chain) : chain;
-    const status = await original(chain);
+    let status = await original(chain);
     let info: CertificateInfo | undefined;
     try {
       info = describeCertificate(der);
     } catch {
       return status;
+    }
+    if (status.name === 'BadCertificateUntrusted' && store.isTrusted(info.thumbprint)) {
+      // The operator trusted it, but an attempt that was refused while `pki trust` ran wrote it back to rejected/,
+      // and node-opcua-pki lets the rejected copy win. Drop the stale copy, index it as trusted, verify again (so
+      // validity and chain checks still apply).
+      for (const stale of store.rejected().filter((c) => c.thumbprint === info.thumbprint)) rmSync(stale.file, { force: true });
+      await manager.trustCertificate(firstCertificate(der));
+      status = await original(chain);
     }
     if (status.name === 'BadCertificateUntrusted' && options.trustUnknown !== 'never') {
       const sameServer = store.trusted().find((c) => (c.applicationUri && info.applicationUri ? c.applicationUri === info.applicationUri : c.subject === info.subject));

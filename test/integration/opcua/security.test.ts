@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -73,7 +73,9 @@ describe('OpcuaSource security', () => {
       // `lineguard pki trust` from another process while the source runs: picked up at the next attempt.
       expect(await pkiCommand.run(['trust', thumbprint.slice(0, 12), '--state-dir', t.stateDir], io)).toBe(0);
       expect(io.stdout.at(-2)).toContain(`trusted: `);
-      await waitFor(() => source.health().state === 'up', 'connection after pki trust', 15_000);
+      await waitFor(() => source.health().state === 'up', 'connection after pki trust', 15_000).catch((err: Error) => {
+        throw new Error(`${err.message}; health: ${JSON.stringify(source.health())}; last log lines: ${t.logs.raw.slice(-8).join('\n')}`);
+      });
       await waitFor(() => t.samples.some((s) => s.tag === 'secret' && s.value === 42), 'a value over SignAndEncrypt');
       expect(source.health().details).toMatchObject({ securityMode: 'SignAndEncrypt', securityPolicy: 'Basic256Sha256', session: 'connected' });
       expect(t.logs.messages().some((m) => m === 'server certificate is trusted now')).toBe(true);
@@ -82,6 +84,25 @@ describe('OpcuaSource security', () => {
       t.cleanup();
     }
     for (const line of t.logs.raw) expect(line).not.toContain(PASSWORD);
+  });
+
+  it('a trusted certificate is not refused again because a racing attempt left a copy in rejected/', async () => {
+    const t = makeContext();
+    const source = new OpcuaSource(secureConfig(PASSWORD), t.ctx);
+    const thumbprint = server.certificateThumbprint();
+    try {
+      await source.start(new AbortController().signal);
+      expect(source.health().state).toBe('down');
+      const rejected = path.join(t.stateDir, 'pki', 'rejected');
+      const file = readdirSync(rejected).find((f) => f.includes(thumbprint))!;
+      // What an attempt refused while `pki trust` runs leaves behind: the certificate in trusted/ AND rejected/.
+      copyFileSync(path.join(rejected, file), path.join(t.stateDir, 'pki', 'trusted', 'certs', file));
+      await waitFor(() => source.health().state === 'up', 'connection with a stale rejected copy', 15_000);
+      expect(readdirSync(rejected).some((f) => f.includes(thumbprint))).toBe(false);
+    } finally {
+      await source.stop();
+      t.cleanup();
+    }
   });
 
   it('says clearly that the password is wrong, and never logs it', async () => {
