@@ -1,7 +1,7 @@
 import type { Database, Statement } from 'better-sqlite3';
 import { pino, type Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { AlertEvent, AlertOutbox, OutboxEntry } from '../core/alert.js';
+import type { AlertEvent, AlertOutbox, OutboxEntry, RuleStateWrite } from '../core/alert.js';
 import { outboxMetrics, type OutboxMetrics } from './buffer-metrics.js';
 import { errorCode, isFullError, openDatabase } from './database.js';
 import { migrate } from './migrations.js';
@@ -69,6 +69,8 @@ export class SqliteAlertOutbox implements AlertOutbox {
     totals: Statement<[]>;
     syncFull: Statement<[]>;
     syncNormal: Statement<[]>;
+    saveRule: Statement<[string, string, number]>;
+    loadRule: Statement<[string]>;
   };
   #depth: number;
   #bytes: number;
@@ -97,6 +99,11 @@ export class SqliteAlertOutbox implements AlertOutbox {
       totals: db.prepare('SELECT count(*) AS n, coalesce(sum(bytes), 0) AS bytes FROM alert_outbox'),
       syncFull: db.prepare('PRAGMA synchronous = FULL'),
       syncNormal: db.prepare('PRAGMA synchronous = NORMAL'),
+      saveRule: db.prepare(
+        'INSERT INTO alert_rule_state (rule_key, state, updated_at) VALUES (?, ?, ?) ' +
+          'ON CONFLICT (rule_key) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at',
+      ),
+      loadRule: db.prepare('SELECT state FROM alert_rule_state WHERE rule_key = ?').pluck(),
     };
     const totals = this.#sql.totals.get() as { n: number; bytes: number };
     this.#depth = totals.n;
@@ -127,7 +134,7 @@ export class SqliteAlertOutbox implements AlertOutbox {
     }
   }
 
-  enqueue(alert: AlertEvent): OutboxEntry {
+  enqueue(alert: AlertEvent, rule?: RuleStateWrite): OutboxEntry {
     this.#assertOpen();
     const payload = JSON.stringify(alert);
     const bytes = Buffer.byteLength(payload);
@@ -139,7 +146,7 @@ export class SqliteAlertOutbox implements AlertOutbox {
     let seq: number | undefined;
     for (let attempt = 0; seq === undefined; attempt++) {
       try {
-        seq = this.#commitInsert(alert, payload, bytes, enqueuedAt);
+        seq = this.#commitInsert(alert, payload, bytes, enqueuedAt, rule);
       } catch (err) {
         if (!isFullError(err) || attempt >= DISK_FULL_ATTEMPTS) {
           this.#countDrop(isFullError(err) ? 'disk_full' : 'write_error', 1);
@@ -167,6 +174,23 @@ export class SqliteAlertOutbox implements AlertOutbox {
       }
     }
     return entry;
+  }
+
+  loadRuleState(key: string): string | undefined {
+    this.#assertOpen();
+    return this.#sql.loadRule.get(key) as string | undefined;
+  }
+
+  saveRuleState(rule: RuleStateWrite): boolean {
+    this.#assertOpen();
+    try {
+      this.#sql.syncNormal.run();
+      this.#sql.saveRule.run(rule.key, rule.state, this.#now());
+      return true;
+    } catch (err) {
+      this.#options.log.debug({ err, key: rule.key, code: errorCode(err) }, 'rule state not saved');
+      return false;
+    }
   }
 
   /** Oldest entries first, without removing them. */
@@ -268,7 +292,7 @@ export class SqliteAlertOutbox implements AlertOutbox {
     this.#updateGauges();
   }
 
-  #commitInsert(alert: AlertEvent, payload: string, bytes: number, enqueuedAt: number): number {
+  #commitInsert(alert: AlertEvent, payload: string, bytes: number, enqueuedAt: number, rule: RuleStateWrite | undefined): number {
     this.#sql.syncFull.run();
     let depth = this.#depth;
     let total = this.#bytes;
@@ -282,6 +306,8 @@ export class SqliteAlertOutbox implements AlertOutbox {
         dropped.push(oldest);
       }
       const info = this.#sql.insert.run(alert.eventId, enqueuedAt, bytes, payload);
+      // The rule state that this event makes true commits with it: a crash cannot separate the two.
+      if (rule) this.#sql.saveRule.run(rule.key, rule.state, enqueuedAt);
       return Number(info.lastInsertRowid);
     }).immediate();
     this.#depth = depth + 1;

@@ -39,6 +39,30 @@ const MIGRATIONS: readonly string[] = [
     payload TEXT NOT NULL
   );
   `,
+  // 2: alert rule state (committed with the outbox event it causes) and the record of every inference.
+  `
+  -- One row per alert rule (<model>/<rule>): the rule's snapshot as JSON, written in the transaction of the outbox
+  -- event it causes, so a crash between the two cannot happen.
+  CREATE TABLE alert_rule_state (
+    rule_key TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+  );
+
+  -- Every inference and every skipped one: ts is the source time of the window's end, at the gateway time it ran.
+  -- outputs: JSON {name: number | number[]}; skipped: the reason when no inference ran. Pruned like samples.
+  CREATE TABLE inference_log (
+    id INTEGER PRIMARY KEY,
+    model TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    version TEXT,
+    outputs TEXT,
+    skipped TEXT,
+    detail TEXT
+  );
+  CREATE INDEX inference_log_model_ts ON inference_log (model, ts);
+  `,
 ];
 
 /** The schema version this code writes. */

@@ -45,12 +45,33 @@ export interface OutboxEntry {
 }
 
 /**
+ * The state of one alert rule, written in the same transaction as the outbox event it causes: after any crash the
+ * stored rule state is exactly what was published or queued (no occurrence raised twice, none cleared twice).
+ */
+export interface RuleStateWrite {
+  /** `<model>/<rule>`: one row per rule. */
+  key: string;
+  /** The rule's snapshot as JSON (the runtime owns the format). */
+  state: string;
+}
+
+/**
  * The durable alert outbox as seen by producers (the runtime) and the consumer (the MQTT sink).
  * `enqueue` returns only after the alert is committed to disk.
  */
 export interface AlertOutbox {
-  /** Commits the alert durably. Throws only if it cannot be stored; the caller logs and counts that. */
-  enqueue(alert: AlertEvent): OutboxEntry;
+  /**
+   * Commits the alert durably, and with it (same transaction) the new state of the rule that caused it. Throws only
+   * if it cannot be stored; then neither the alert nor the rule state was written, and the caller logs and counts that.
+   */
+  enqueue(alert: AlertEvent, rule?: RuleStateWrite): OutboxEntry;
+  /** The rule state stored last for `key` (by enqueue or saveRuleState), or undefined. */
+  loadRuleState(key: string): string | undefined;
+  /**
+   * Stores rule state that changed without an event (debounce streaks, timers after a clock step). Not fsynced:
+   * a crash may lose it, which only restarts a debounce. Best effort: returns false when it could not be written.
+   */
+  saveRuleState(rule: RuleStateWrite): boolean;
   /** Oldest entries first, without removing them. */
   peek(limit: number): OutboxEntry[];
   /** Removes a delivered entry (called on PUBACK). */

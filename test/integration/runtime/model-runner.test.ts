@@ -6,7 +6,7 @@ import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { AlertEvent, AlertOutbox } from '../../../src/core/alert.js';
+import type { AlertEvent, AlertOutbox, RuleStateWrite } from '../../../src/core/alert.js';
 import { ModelRunner } from '../../../src/runtime/index.js';
 import { readModelFile } from '../../../src/runtime/model-file.js';
 import { fixture, metricValue, modelConfig, until } from '../../unit/runtime/runtime-context.js';
@@ -29,13 +29,14 @@ function refusingOutbox(times: number): { outbox: AlertOutbox; left: () => numbe
   return {
     left: () => refuse,
     outbox: {
-      enqueue: (a: AlertEvent) => {
+      enqueue: (a: AlertEvent, rule?: RuleStateWrite) => {
         if (refuse > 0) {
           refuse--;
           throw new Error('SQLITE_FULL: database or disk is full');
         }
-        return outbox.enqueue(a);
+        return outbox.enqueue(a, rule);
       },
+      loadRuleState: outbox.loadRuleState.bind(outbox), saveRuleState: outbox.saveRuleState.bind(outbox),
       peek: outbox.peek.bind(outbox), ack: outbox.ack.bind(outbox), depth: outbox.depth.bind(outbox), onEnqueue: outbox.onEnqueue.bind(outbox),
     },
   };
