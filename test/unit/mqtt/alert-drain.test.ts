@@ -139,6 +139,8 @@ describe('AlertDrain', () => {
     const acked: number[] = [];
     const plain: AlertOutbox = {
       enqueue: (alert) => outbox.enqueue(alert),
+      loadRuleState: (key) => outbox.loadRuleState(key),
+      saveRuleState: (rule) => outbox.saveRuleState(rule),
       peek: (limit) => outbox.peek(limit),
       ack: (seq) => {
         acked.push(seq);
