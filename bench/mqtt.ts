@@ -209,6 +209,7 @@ async function ingestWithSource(broker: MqttBrokerConfig, count: number): Promis
     name: 'bench', broker: 'bench', format: 'json', topics: ['bench/+/+/telemetry'], qos: 1,
     values: VALUE_POINTERS.map((pointer) => ({ tag: `{2}.{3}${pointer.replace(/\//g, '.')}`, pointer, type: 'number' as const })),
     timestamp: { pointer: '/ts', format: 'epoch_ms' }, tagPrefix: '', maxPayloadBytes: 262144,
+    clock: { timestamps: 'source', maxSkewMs: 86_400_000, stepThresholdMs: 300_000 },
     sparkplug: { requestRebirth: false, reorderTimeoutMs: 2000, rebirthMinIntervalMs: 10000 },
   };
   const ctx = context();

@@ -178,6 +178,7 @@ function lineguardClient(endpoint: string, nodeIds: string[], stateDir: string):
     const source = new OpcuaSource({
       name: 'bench', endpoint,
       security: { mode: 'None', trustOnFirstUse: false }, auth: { type: 'anonymous' },
+      clock: { timestamps: 'source', maxSkewMs: 86_400_000, stepThresholdMs: 300_000 },
       publishingIntervalMs: SAMPLING_MS, sessionTimeoutMs: 60000, keepAliveCount: 10, silenceTimeoutIntervals: 3,
       requestTimeoutMs: 30000, maxItemsPerCall: 1000, retryDegradedMs: 30000, perTagAgeMetric: false,
       reconnect: { initialDelayMs: 1000, maxDelayMs: 10000 },

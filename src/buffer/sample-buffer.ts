@@ -4,8 +4,9 @@ import { isAbsolute, join } from 'node:path';
 import type { Component, ComponentContext, ComponentHealth } from '../core/component.js';
 import type { TagSample } from '../core/tag-sample.js';
 import { parseDuration, parseSize } from '../core/units.js';
-import type { TagWindow, WindowReader } from '../core/window.js';
+import type { SamplePoint, SeriesReader, TagWindow, WindowReader } from '../core/window.js';
 import { SqliteAlertOutbox } from './alert-outbox.js';
+import { InferenceLog } from './inference-log.js';
 import { sampleMetrics, type SampleMetrics } from './buffer-metrics.js';
 import type { BufferConfig } from './config.js';
 import { errorCode, openDatabase } from './database.js';
@@ -68,6 +69,7 @@ interface Open {
   windows: WindowQueries;
   retention: Retention;
   outbox: SqliteAlertOutbox;
+  inferences: InferenceLog;
   unsubscribe: () => void;
 }
 
@@ -81,7 +83,7 @@ interface Open {
  * the SQLite error, and commits are retried with backoff until the disk takes them again. Telemetry goes before
  * alerts: see SqliteAlertOutbox.
  */
-export class SampleBuffer implements Component, WindowReader {
+export class SampleBuffer implements Component, WindowReader, SeriesReader {
   readonly name = 'buffer';
   /** Absolute path of the database file. */
   readonly file: string;
@@ -101,6 +103,7 @@ export class SampleBuffer implements Component, WindowReader {
   #alertDropsSeen = 0;
   #lastAlertDropAt = Number.NEGATIVE_INFINITY;
   #maintenanceFailed = false;
+  #inferencesPrunedAt = Number.NEGATIVE_INFINITY;
   /** Malformed samples already logged, and when (one line a minute at most: the count is in the metrics). */
   #invalidLogged = 0;
   #invalidLoggedAt = Number.NEGATIVE_INFINITY;
@@ -119,6 +122,11 @@ export class SampleBuffer implements Component, WindowReader {
       retryMaxMs: this.#tuning.retryMaxMs,
       diskReserveBytes: this.#tuning.diskReserveBytes,
     });
+  }
+
+  /** The record of every inference (same database file), written with the buffer's maintenance. */
+  get inferences(): InferenceLog {
+    return this.#require().inferences;
   }
 
   /** The durable alert outbox (same database file). Available between start and stop. */
@@ -199,7 +207,7 @@ export class SampleBuffer implements Component, WindowReader {
       metrics: this.#ctx.metrics,
       makeRoom: () => this.#faults.makeRoomForAlert(retention),
     });
-    return { tags, writer, retention, outbox, windows: new WindowQueries(db, tags) };
+    return { tags, writer, retention, outbox, windows: new WindowQueries(db, tags), inferences: new InferenceLog(db) };
   }
 
   /** Commits the last batch, stops ingesting and closes the database. Idempotent. */
@@ -223,6 +231,7 @@ export class SampleBuffer implements Component, WindowReader {
       this.#ctx.log.error({ err, lost }, 'final commit failed on stop: samples held in memory are lost');
     }
     this.#metrics.pendingRows.set(0);
+    this.#commitInferences(open);
     open.outbox.close();
     for (const db of [open.outboxDb, open.db]) {
       try {
@@ -281,6 +290,7 @@ export class SampleBuffer implements Component, WindowReader {
       committed += n;
     }
     this.#roundRemaining = 0;
+    this.#commitInferences(open);
     return committed;
   }
 
@@ -295,6 +305,14 @@ export class SampleBuffer implements Component, WindowReader {
 
   resampled(tags: readonly string[], fromMs: number, toMs: number, periodMs: number, maxHoldMs?: number): TagWindow {
     return this.#require().windows.resampled(tags, fromMs, toMs, periodMs, maxHoldMs);
+  }
+
+  series(tag: string, fromMs: number, toMs: number): SamplePoint[] {
+    return this.#require().windows.series(tag, fromMs, toMs);
+  }
+
+  recent(tag: string, n: number, toMs: number): SamplePoint[] {
+    return this.#require().windows.recent(tag, n, toMs);
   }
 
   readonly #onSamples = (samples: readonly TagSample[]): void => {
@@ -363,6 +381,7 @@ export class SampleBuffer implements Component, WindowReader {
   /** Retention step, gauges, alert-drop tracking. Never throws. Returns true when retention has a backlog. */
   #maintain(open: Open): boolean {
     let busy = false;
+    this.#commitInferences(open);
     this.#faults.restoreReserve();
     try {
       // While commits fail, deletes would fail the same way; retention resumes with the writes.
@@ -383,6 +402,22 @@ export class SampleBuffer implements Component, WindowReader {
     }
     this.#noteAlertDrops(open);
     return busy;
+  }
+
+  /** Commits the queued inference records and prunes them by age like samples. Never throws. */
+  #commitInferences(open: Open): void {
+    if (this.#faults.failingCode) return;
+    try {
+      open.inferences.commit();
+      const now = this.#tuning.now();
+      if (now - this.#inferencesPrunedAt >= this.#tuning.agePassIntervalMs) {
+        this.#inferencesPrunedAt = now;
+        open.inferences.prune(now - parseDuration(this.#cfg.retention.maxAge));
+      }
+    } catch (err) {
+      this.#metrics.writeErrors.inc({ code: errorCode(err) });
+      this.#ctx.log.debug({ err, code: errorCode(err) }, 'inference records not committed; retried with the next maintenance');
+    }
   }
 
   /** Remembers when the outbox last dropped an alert (health stays degraded for a while after). */

@@ -40,6 +40,8 @@ export class SampleWriter {
   readonly #metrics: SampleMetrics;
   readonly #options: SampleWriterOptions;
   readonly #insert: Statement<[number, number, number | null, number, number, number | null, string | null]>;
+  readonly #replace: Statement<[{ value: number | null; quality: number; kind: number; status: number | null; text: string | null; tag: number; ts: number }]>;
+  #replaced = 0;
   /** Pending samples are #queue[#head..]; the consumed prefix is cut off now and then rather than shifted per batch. */
   #queue: TagSample[] = [];
   #head = 0;
@@ -55,9 +57,16 @@ export class SampleWriter {
     this.#tags = tags;
     this.#metrics = metrics;
     this.#options = options;
-    // OR REPLACE: a source that re-sends a sample with the same timestamp (an OPC UA republish) overwrites it.
+    // One row per (tag, source timestamp, ms). A second sample with the same timestamp replaces the first (the
+    // newest arrival is the value held from then on, as in the runtime's memory); when it differs from the stored
+    // one the overwritten sample is lost, and counted (lineguard_buffer_dropped_samples_total{reason="same_timestamp"}).
+    // An identical re-send (an OPC UA republish) changes nothing and is not counted.
     this.#insert = db.prepare(
-      'INSERT OR REPLACE INTO samples (tag_id, ts, value, quality, kind, status, text) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      'INSERT OR IGNORE INTO samples (tag_id, ts, value, quality, kind, status, text) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    );
+    this.#replace = db.prepare(
+      'UPDATE samples SET value = @value, quality = @quality, kind = @kind, status = @status, text = @text WHERE tag_id = @tag AND ts = @ts ' +
+        'AND (value IS NOT @value OR quality IS NOT @quality OR kind IS NOT @kind OR text IS NOT @text)',
     );
   }
 
@@ -72,6 +81,11 @@ export class SampleWriter {
       this.#compact();
     }
     this.#metrics.pendingRows.set(this.pending);
+  }
+
+  /** Stored samples overwritten by a different sample of the same tag with the same timestamp (ms). */
+  get replaced(): number {
+    return this.#replaced;
   }
 
   /** Samples received and not yet committed. */
@@ -175,9 +189,17 @@ export class SampleWriter {
     const status = Number.isSafeInteger(s.statusCode) ? s.statusCode! : null;
     try {
       const tagId = this.#tags.ensure(s.tag, typeof s.source === 'string' ? s.source : '');
-      if (typeof v === 'number') this.#insert.run(tagId, ts, v, quality, KIND.number, status, null);
-      else if (typeof v === 'boolean') this.#insert.run(tagId, ts, v ? 1 : 0, quality, KIND.boolean, status, null);
-      else this.#insert.run(tagId, ts, null, quality, KIND.string, status, v);
+      const value = typeof v === 'number' ? v : typeof v === 'boolean' ? (v ? 1 : 0) : null;
+      const kind = typeof v === 'number' ? KIND.number : typeof v === 'boolean' ? KIND.boolean : KIND.string;
+      const text = typeof v === 'string' ? v : null;
+      // NaN is stored as NULL by SQLite; compare it as such.
+      const stored = value !== null && Number.isNaN(value) ? null : value;
+      if (this.#insert.run(tagId, ts, value, quality, kind, status, text).changes === 0) {
+        if (this.#replace.run({ value: stored, quality, kind, status, text, tag: tagId, ts }).changes > 0) {
+          this.#replaced++;
+          this.#metrics.droppedSamples.inc({ reason: 'same_timestamp' });
+        }
+      }
     } catch (err) {
       // Errors of this one row (a string too big for SQLite, a constraint): SQLite undid the statement and the
       // transaction goes on. Anything else (full disk, I/O) fails the chunk, which then stays pending.

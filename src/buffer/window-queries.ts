@@ -1,5 +1,5 @@
 import type { Database, Statement } from 'better-sqlite3';
-import type { TagWindow, WindowReader } from '../core/window.js';
+import type { SamplePoint, SeriesReader, TagWindow, WindowReader } from '../core/window.js';
 import { KIND, QUALITY } from './sample-writer.js';
 import type { TagRegistry } from './tag-registry.js';
 
@@ -22,11 +22,12 @@ function usable(row: RawRow): boolean {
  * Valid (1) means a good-quality numeric or boolean value; uncertain and bad quality, strings, NaN and gaps are
  * invalid (0, value NaN).
  */
-export class WindowQueries implements WindowReader {
+export class WindowQueries implements WindowReader, SeriesReader {
   readonly #tags: TagRegistry;
   readonly #lastN: Statement<[number, number]>;
   readonly #before: Statement<[number, number]>;
   readonly #range: Statement<[number, number, number]>;
+  readonly #lastBefore: Statement<[number, number, number]>;
 
   constructor(db: Database, tags: TagRegistry) {
     this.#tags = tags;
@@ -37,6 +38,26 @@ export class WindowQueries implements WindowReader {
     this.#range = db
       .prepare('SELECT ts, value, quality, kind FROM samples WHERE tag_id = ? AND ts > ? AND ts <= ? ORDER BY ts')
       .raw(true);
+    this.#lastBefore = db
+      .prepare('SELECT ts, value, quality, kind FROM samples WHERE tag_id = ? AND ts <= ? ORDER BY ts DESC LIMIT ?')
+      .raw(true);
+  }
+
+  series(tag: string, fromMs: number, toMs: number): SamplePoint[] {
+    const id = this.#tags.id(tag);
+    if (id === undefined || !(toMs >= fromMs)) return [];
+    const held = this.#before.get(id, Math.floor(fromMs)) as RawRow | undefined;
+    const rows = this.#range.all(id, Math.floor(fromMs), Math.floor(toMs)) as RawRow[];
+    const points = held ? [point(held)] : [];
+    for (const row of rows) points.push(point(row));
+    return points;
+  }
+
+  recent(tag: string, n: number, toMs: number): SamplePoint[] {
+    const id = this.#tags.id(tag);
+    if (id === undefined || !(n >= 1)) return [];
+    const rows = this.#lastBefore.all(id, Math.floor(toMs), Math.floor(n)) as RawRow[];
+    return rows.reverse().map(point);
   }
 
   /**
@@ -104,6 +125,11 @@ export class WindowQueries implements WindowReader {
     });
     return window;
   }
+}
+
+function point(row: RawRow): SamplePoint {
+  const valid = usable(row);
+  return { ts: row[0], value: valid ? row[1]! : Number.NaN, valid };
 }
 
 function emptyWindow(tags: readonly string[], rows: number): TagWindow {

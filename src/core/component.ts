@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import type { SourceClockView } from './source-clock.js';
 import type { TagBus } from './tag-bus.js';
 
 export type ComponentState = 'starting' | 'up' | 'degraded' | 'down' | 'stopped';
@@ -39,4 +40,6 @@ export interface ComponentContext {
   gatewayId: string;
   /** Absolute path of the state directory (SQLite, PKI, engine caches). */
   stateDir: string;
+  /** Every source's clock (offsets, steps, current source time); absent in tests that do not need it. */
+  clocks?: SourceClockView;
 }

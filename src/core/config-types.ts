@@ -41,3 +41,31 @@ export type { TSchema };
  * the loader turns it into `FILE:LINE:COL opcua[0].tags[3].nodeId: message`.
  */
 export type ConfigIssueReporter = (path: ReadonlyArray<string | number>, message: string) => void;
+
+/**
+ * `clock:` of a source (OPC UA server, MQTT source): how its timestamps are trusted. The policy itself is in
+ * src/core/source-clock.ts; this is its config shape, declared once for every kind of source.
+ */
+export const ClockPolicySchema = Section(
+  {
+    timestamps: Type.Union([Type.Literal('source'), Type.Literal('gateway')], {
+      description:
+        'source: samples keep the PLC/device timestamp (windows and alerts are on that time); gateway: every sample is ' +
+        'stamped with the time it arrived (for devices without a trustworthy clock).',
+      default: 'source',
+    }),
+    maxSkewMs: Type.Integer({
+      description:
+        'A sample stamped more than this ahead of the gateway clock (a PLC clock in the wrong year) is restamped with its ' +
+        'arrival time minus the source\'s measured offset, and counted in lineguard_source_clock_restamped_total.',
+      minimum: 1000, maximum: 31_622_400_000, default: 86_400_000,
+    }),
+    stepThresholdMs: Type.Integer({
+      description:
+        'A jump of the source clock larger than this (backwards, or forwards by more than the time that passed) is a clock ' +
+        'step: counted, logged, and the models reading the source restart their windows and alert timers on the new timeline.',
+      minimum: 1000, maximum: 2_147_483_647, default: 300_000,
+    }),
+  },
+  { description: 'How the gateway treats this source\'s timestamps (README: "Time").', default: {} },
+);

@@ -13,7 +13,14 @@ export class TagBus {
   readonly #listeners = new Set<TagBatchListener>();
   #published = 0;
 
-  constructor(private readonly onListenerError: (err: unknown) => void = () => {}) {}
+  /**
+   * @param prepare runs on every batch before any listener sees it (the daemon's clock stage: source-time policy,
+   *   receive time); it may rewrite samples in place and must not throw.
+   */
+  constructor(
+    private readonly onListenerError: (err: unknown) => void = () => {},
+    private readonly prepare?: (samples: readonly TagSample[]) => void,
+  ) {}
 
   /** Registers a listener; returns the function that removes it (components call it on stop). */
   subscribe(listener: TagBatchListener): () => void {
@@ -26,6 +33,13 @@ export class TagBus {
   publish(samples: readonly TagSample[]): void {
     if (samples.length === 0) return;
     this.#published += samples.length;
+    if (this.prepare) {
+      try {
+        this.prepare(samples);
+      } catch (err) {
+        this.onListenerError(err);
+      }
+    }
     for (const listener of this.#listeners) {
       try {
         listener(samples);

@@ -14,8 +14,18 @@ export interface TagSample {
   /** Tag name as configured (e.g. `press1.torque`), unique across the gateway. */
   tag: string;
   value: TagValue;
-  /** Source timestamp in epoch milliseconds (the PLC's or device's time, not arrival time). */
+  /**
+   * Source timestamp in epoch milliseconds (the PLC's or device's time, not arrival time), after the source's clock
+   * policy (src/core/source-clock.ts) was applied on the tag bus.
+   */
   ts: number;
+  /** Gateway wall-clock time the sample arrived, epoch ms; set by the clock stage of the tag bus. */
+  receivedAt?: number;
+  /**
+   * `gateway`: `ts` is the gateway's wall clock (a marker the connector made, e.g. "connection lost"); the clock
+   * stage maps it onto the source's timeline and removes this field.
+   */
+  timeBase?: 'gateway';
   quality: Quality;
   /** Original status code (OPC UA StatusCode value), when the source has one. */
   statusCode?: number;

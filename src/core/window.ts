@@ -25,3 +25,25 @@ export interface WindowReader {
    */
   resampled(tags: readonly string[], fromMs: number, toMs: number, periodMs: number, maxHoldMs?: number): TagWindow;
 }
+
+/** One stored sample as a model input: `valid` is false for bad/uncertain quality, strings and NaN (value NaN then). */
+export interface SamplePoint {
+  ts: number;
+  value: number;
+  valid: boolean;
+}
+
+/**
+ * Per-tag sample history in source time, as window assembly reads it (src/runtime/window-assembly.ts). Implemented by
+ * the SQLite buffer (committed samples) and by the runtime's memory of recent samples; for the same samples both
+ * give the same points, so a window assembled from either is the same window.
+ */
+export interface SeriesReader {
+  /**
+   * The samples of `tag` with fromMs < ts ≤ toMs, oldest first, preceded by the last sample at or before fromMs
+   * (the value held at fromMs), when there is one.
+   */
+  series(tag: string, fromMs: number, toMs: number): SamplePoint[];
+  /** The last `n` samples of `tag` with ts ≤ toMs, oldest first. */
+  recent(tag: string, n: number, toMs: number): SamplePoint[];
+}

@@ -3,7 +3,9 @@ import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { Component, ComponentHealth } from '../core/component.js';
 import { gauge, counter } from '../core/metrics.js';
+import { SourceClocks } from '../core/source-clock.js';
 import { TagBus } from '../core/tag-bus.js';
+import { registerSourceClockMetrics } from './source-clock-metrics.js';
 import type { Config } from './config/schema.js';
 import { loadConfigFile } from './config/load.js';
 import { planComponents, type PlannedComponent } from './component-plan.js';
@@ -48,6 +50,8 @@ export interface ReloadResult {
 export class Daemon {
   readonly registry = new Registry();
   readonly bus: TagBus;
+  /** Every source's clock: the bus stamps each batch through it before the buffer or a model sees it. */
+  readonly clocks: SourceClocks;
   #config: Config;
   #baseDir: string;
   #running = new Map<string, Running>();
@@ -74,9 +78,14 @@ export class Daemon {
     this.#config = loaded.config;
     this.#baseDir = loaded.baseDir;
     this.redactor.set(loaded.secrets);
-    this.bus = new TagBus((err) => this.log.error({ err }, 'a tag bus listener failed; other listeners still run'));
+    const onListenerError = (err: unknown): void => this.log.error({ err }, 'a tag bus listener failed; other listeners still run');
+    this.clocks = new SourceClocks(undefined, undefined, onListenerError);
+    this.#applyClockPolicies(loaded.config);
+    this.clocks.onStep((step) => this.log.warn({ clockStep: step }, `clock step on ${step.source}: its time jumped by ${Math.round(step.deltaMs / 1000)} s; models reading it restart their windows on the new timeline`));
+    this.bus = new TagBus(onListenerError, this.clocks.stamp);
     this.registry.setDefaultLabels({ gateway: loaded.config.gateway.id });
     collectDefaultMetrics({ register: this.registry, prefix: 'lineguard_' });
+    registerSourceClockMetrics(this.registry, this.clocks);
     this.#reloads = counter(this.registry, { name: 'lineguard_config_reloads_total', help: 'Config reloads by result.', labelNames: ['result'] });
     this.#componentUp = gauge(this.registry, {
       name: 'lineguard_component_up', help: '1 when the component is up, 0.5 degraded, 0 otherwise.', labelNames: ['component'],
@@ -161,6 +170,7 @@ export class Daemon {
     }
     const previous = this.#config;
     this.#config = loaded.config;
+    this.#applyClockPolicies(loaded.config);
     this.#baseDir = loaded.baseDir;
     // Added, not replaced: a rotated password is still a password, and components still stopping hold the old one.
     this.redactor.add(loaded.secrets);
@@ -259,7 +269,14 @@ export class Daemon {
       uptimeS: Math.round((Date.now() - this.#startedAt) / 1000),
       reasons,
       components,
+      clocks: this.clocks.states(),
     };
+  }
+
+  /** Each source's `clock:` policy, by the name its samples carry. */
+  #applyClockPolicies(config: Config): void {
+    for (const server of config.opcua) this.clocks.setPolicy(`opcua/${server.name}`, server.clock);
+    for (const source of config.mqtt.sources) this.clocks.setPolicy(`mqtt-source/${source.name}`, source.clock);
   }
 
   /** A running component by name (`buffer`, `opcua/plc1`...), for the demo and tests. */
@@ -293,7 +310,7 @@ export class Daemon {
     let starting: Promise<void>;
     try {
       running.component = plan.create(
-        { log, metrics: this.registry, bus: this.bus, gatewayId: this.#config.gateway.id, stateDir: this.#config.gateway.stateDir },
+        { log, metrics: this.registry, bus: this.bus, gatewayId: this.#config.gateway.id, stateDir: this.#config.gateway.stateDir, clocks: this.clocks },
         { get: (name) => this.#running.get(name)?.component },
       );
       starting = running.component.start(this.#abort.signal);

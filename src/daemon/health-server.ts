@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import type { SourceClockState } from '../core/source-clock.js';
 import type { ComponentHealth } from '../core/component.js';
 
 export interface HealthReport {
@@ -11,6 +12,8 @@ export interface HealthReport {
   /** Why the gateway is not up: one line per component that is not. */
   reasons: string[];
   components: Record<string, ComponentHealth>;
+  /** Every source's clock: offset, steps, restamped samples (src/core/source-clock.ts). */
+  clocks?: SourceClockState[];
 }
 
 /**

@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { Name, Secret, Section, type ConfigIssueReporter } from '../../core/config-types.js';
+import { ClockPolicySchema, Name, Secret, Section, type ConfigIssueReporter } from '../../core/config-types.js';
 import { ALERT_TOPIC_FIELDS, STATUS_TOPIC_FIELDS, templateFields } from './alert-topic.js';
 import { parseTagTemplate } from './tag-template.js';
 import { topicFilterProblem } from './topic-filter.js';
@@ -150,6 +150,7 @@ export const MqttSourceSchema = Section({
   }),
   sparkplug: MqttSparkplugSchema,
   maxPayloadBytes: Type.Integer({ description: 'Larger payloads are dropped and counted.', minimum: 16, default: 262144 }),
+  clock: ClockPolicySchema,
 });
 
 /** Where alerts are published. */
@@ -174,6 +175,27 @@ export const MqttAlertSinkSchema = Section(
       maximum: 1000,
       default: 100,
     }),
+    maxUnackedAgeMs: Type.Optional(
+      Type.Integer({
+        description:
+          'The sink is degraded in /healthz when the oldest alert the broker has not acknowledged (PUBACK) is older than this, ' +
+          'whatever the TCP connection says: a frozen or overloaded broker keeps the connection open for up to 1.5 x keepaliveS ' +
+          'while it acknowledges nothing. Also exported as lineguard_alert_oldest_unacked_age_seconds.',
+        minimum: 100,
+        maximum: 3_600_000,
+        default: 15_000,
+      }),
+    ),
+    maxUndeliveredMs: Type.Optional(
+      Type.Integer({
+        description:
+          'After this long unable to deliver (no broker connection, or the oldest unacknowledged alert older than this) the ' +
+          'gateway as a whole is down: /healthz answers 503, because an alert raised now would not reach anyone.',
+        minimum: 1_000,
+        maximum: 86_400_000,
+        default: 300_000,
+      }),
+    ),
   },
   { description: 'Alerts are drained from the outbox and published with QoS 1; they leave the outbox only on PUBACK.' },
 );
@@ -186,6 +208,12 @@ export const MqttConfigSchema = Section(
   },
   { description: 'MQTT: device data in, alerts out.', default: {} },
 );
+
+/** The alert sink's health bounds when the config leaves them out (the loader fills in the same schema defaults). */
+export const ALERT_SINK_DEFAULTS = {
+  maxUnackedAgeMs: MqttAlertSinkSchema.properties.maxUnackedAgeMs.default as number,
+  maxUndeliveredMs: MqttAlertSinkSchema.properties.maxUndeliveredMs.default as number,
+} as const;
 
 export type MqttBrokerConfig = Static<typeof MqttBrokerSchema>;
 export type MqttSourceConfig = Static<typeof MqttSourceSchema>;
@@ -222,6 +250,11 @@ export function checkMqttConfig(cfg: MqttConfig, report: ConfigIssueReporter): v
     if (!brokers.has(alerts.broker)) report(['alerts', 'broker'], unknownBroker(alerts.broker, brokers));
     checkTopicTemplate(alerts.topic ?? '', ALERT_TOPIC_FIELDS, ['alerts', 'topic'], report);
     checkTopicTemplate(alerts.statusTopic ?? '', STATUS_TOPIC_FIELDS, ['alerts', 'statusTopic'], report);
+    const degradedAfter = alerts.maxUnackedAgeMs ?? ALERT_SINK_DEFAULTS.maxUnackedAgeMs;
+    const downAfter = alerts.maxUndeliveredMs ?? ALERT_SINK_DEFAULTS.maxUndeliveredMs;
+    if (downAfter < degradedAfter) {
+      report(['alerts', 'maxUndeliveredMs'], `maxUndeliveredMs (${downAfter}) is below maxUnackedAgeMs (${degradedAfter}): the sink would be down before it is degraded`);
+    }
   }
 }
 

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
-import { Name, Secret, Section, type ConfigIssueReporter } from '../../core/config-types.js';
+import { ClockPolicySchema, Name, Secret, Section, type ConfigIssueReporter } from '../../core/config-types.js';
 import { parseNodeId } from './node-id.js';
 
 /** One tag read from an OPC UA server. */
@@ -119,6 +119,7 @@ export const OpcuaServerSchema = Section({
     },
     { description: 'Exponential backoff with full jitter between reconnect attempts.', default: {} },
   ),
+  clock: ClockPolicySchema,
   tags: Type.Array(OpcuaTagSchema, { description: 'Tags read from this server.', minItems: 1 }),
 });
 

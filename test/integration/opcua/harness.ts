@@ -67,6 +67,7 @@ export function serverConfig(endpoint: string, tags: Array<Partial<OpcuaTagConfi
     endpoint,
     security: { mode: 'None', trustOnFirstUse: false },
     auth: { type: 'anonymous' },
+    clock: { timestamps: 'source', maxSkewMs: 86_400_000, stepThresholdMs: 300_000 },
     publishingIntervalMs: 100,
     sessionTimeoutMs: 20000,
     keepAliveCount: 10,

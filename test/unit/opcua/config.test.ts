@@ -6,6 +6,7 @@ function server(overrides: Partial<OpcuaServerConfig> = {}): OpcuaServerConfig {
   return {
     name: 'plc1', endpoint: 'opc.tcp://10.0.0.5:4840',
     security: { mode: 'SignAndEncrypt', trustOnFirstUse: false }, auth: { type: 'anonymous' },
+    clock: { timestamps: 'source', maxSkewMs: 86_400_000, stepThresholdMs: 300_000 },
     publishingIntervalMs: 1000, sessionTimeoutMs: 60000, keepAliveCount: 10, silenceTimeoutIntervals: 3, requestTimeoutMs: 15000,
     maxItemsPerCall: 1000, retryDegradedMs: 30000, perTagAgeMetric: false, reconnect: { initialDelayMs: 1000, maxDelayMs: 60000 },
     tags: [{ tag: 'a', nodeId: 'ns=2;s=A', mode: 'subscribe', samplingIntervalMs: 1000, queueSize: 10 }],
