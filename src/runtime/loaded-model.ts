@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { ExecutionProvider, ModelConfig } from './config.js';
-import type { ProviderAttempt, RunResult } from './inference-protocol.js';
+import type { OutputTensors, ProviderAttempt, RunResult } from './inference-protocol.js';
 import { InferenceWorker } from './inference-worker-client.js';
 import type { ModelFile } from './model-file.js';
 import { checkWarmupOutputs, resolveModelIo, type ModelIo } from './model-io.js';
@@ -14,12 +14,14 @@ const WARMUP_RUNS = 3;
 
 /**
  * Why a model could not be loaded. `invalid`: ONNX Runtime refuses the file even on the CPU; `mismatch`: the model
- * does not fit its config; `provider`: no acceptable execution provider loads here (a GPU that is not there yet);
- * `worker`: the worker thread could not run. Only `provider` and `worker` can pass without a new file.
+ * does not fit its config; `nonfinite`: a warm-up inference returned NaN or ±Infinity (a broken export, or a model
+ * that cannot take inputs in its own normal range); `provider`: no acceptable execution provider loads here (a GPU
+ * that is not there yet); `worker`: the worker thread could not run. Only `provider` and `worker` can pass without
+ * a new file.
  */
 export class ModelLoadError extends Error {
   override readonly name = 'ModelLoadError';
-  constructor(readonly code: 'invalid' | 'mismatch' | 'provider' | 'worker', message: string) {
+  constructor(readonly code: 'invalid' | 'mismatch' | 'nonfinite' | 'provider' | 'worker', message: string) {
     super(message);
   }
 
@@ -130,8 +132,7 @@ export class LoadedModel {
         throw new ModelLoadError('mismatch', `${file.path}: ${(err as Error).message}`);
       }
 
-      const size = io.inputDims.reduce((a, b) => a * b, 1);
-      const warm = await worker.warmup(new Float32Array(size), io.inputDims, WARMUP_RUNS).catch((err: Error) => {
+      const warm = await worker.warmup(warmupInput(io, file, 0), io.inputDims, WARMUP_RUNS).catch((err: Error) => {
         throw new ModelLoadError(worker.alive ? 'invalid' : 'worker', `${file.path}: the warm-up inference failed: ${err.message}`);
       });
       try {
@@ -139,6 +140,14 @@ export class LoadedModel {
       } catch (err) {
         throw new ModelLoadError('mismatch', `${file.path}: ${(err as Error).message}`);
       }
+      // Zeros are the inputs at their mean once z-scored; a model can be finite there and NaN on any real reading,
+      // so it also runs one std above the mean. A model that is not finite on either never goes live (a hot swap
+      // to it is refused and the running version keeps serving).
+      refuseNonFinite(file.path, 'all inputs at their mean', warm.outputs, io);
+      const plausible = await worker.run(warmupInput(io, file, 1), io.inputDims).catch((err: Error) => {
+        throw new ModelLoadError(worker.alive ? 'invalid' : 'worker', `${file.path}: the warm-up inference failed: ${err.message}`);
+      });
+      refuseNonFinite(file.path, 'all inputs one std above their mean', plausible.outputs, io);
       const confirmed = providerUsed(warm.nodeCounts, loaded.provider);
       if (!confirmed) {
         options.log.warn({ error: warm.profileError }, `could not confirm the execution provider from the profile; assuming ${loaded.provider}`);
@@ -159,6 +168,39 @@ export class LoadedModel {
     } finally {
       options.signal?.removeEventListener('abort', onAbort);
     }
+  }
+}
+
+/**
+ * The window fed at warm-up: every feature `stds` standard deviations above its mean, as the model sees it. With
+ * the gateway's z-scoring that is `stds` itself; a model fed raw values (normalisation: none) gets the metadata's
+ * own mean and std when it has them, else `stds` as a raw value.
+ */
+function warmupInput(io: ModelIo, file: ModelFile, stds: number): Float32Array {
+  const size = io.inputDims.reduce((a, b) => a * b, 1);
+  const features = io.inputDims.at(-1)!;
+  const input = new Float32Array(size);
+  const meta = file.metadata?.inputs;
+  const raw = io.normalisation || meta?.length !== features ? undefined
+    : { mean: meta.map((i) => i.mean), std: meta.map((i) => i.std) };
+  for (let i = 0; i < size; i++) {
+    const f = i % features;
+    input[i] = raw ? raw.mean[f]! + stds * raw.std[f]! : stds;
+  }
+  return input;
+}
+
+/** Throws ModelLoadError('nonfinite') naming the first NaN or infinite value among `outputs`. */
+function refuseNonFinite(path: string, fed: string, outputs: OutputTensors, io: ModelIo): void {
+  for (const [name, tensor] of Object.entries(outputs)) {
+    const index = tensor.data.findIndex((v) => !Number.isFinite(v));
+    if (index < 0) continue;
+    const role = name === io.rule.name ? 'the alert rule\'s output' : 'output';
+    throw new ModelLoadError(
+      'nonfinite',
+      `${path}: the warm-up inference with ${fed} returned ${tensor.data[index]} in ${role} "${name}" (element ${index}): ` +
+        'the model is not used (a NaN or infinite output can neither raise nor clear an alert)',
+    );
   }
 }
 
