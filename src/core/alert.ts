@@ -20,11 +20,21 @@ export interface AlertEvent {
   gateway: string;
   /** Asset or line the model watches, from the config. */
   asset?: string;
-  model: { name: string; version: string; hash: string };
+  /** The model whose output caused it; absent only on `source_unavailable` (no model involved). */
+  model?: { name: string; version: string; hash: string };
+  /** For `source_unavailable`: the source (`opcua/plc1`, `mqtt-source/devices`). */
+  source?: string;
   /** Execution provider that really ran the inference (`cpu`, `cuda`, `tensorrt`). */
   provider: string;
   output: { name: string; value: number; label?: string };
-  rule: { raiseAbove?: number; clearBelow?: number; raiseBelow?: number; clearAbove?: number; forSamples?: number; forMs?: number };
+  rule: { name?: string; raiseAbove?: number; clearBelow?: number; raiseBelow?: number; clearAbove?: number; forSamples?: number; forMs?: number };
+  /**
+   * false while the model that raised this alert cannot evaluate it (a `model_unavailable` alert stands): the
+   * alert is neither confirmed nor cleared until it can. Absent when it is being evaluated.
+   */
+  evaluating?: false;
+  /** On `model_unavailable`: the alertIds of the model's alerts that stand unevaluated meanwhile. */
+  unevaluatedAlerts?: string[];
   /** Event time, epoch ms (timestamp of the newest sample the triggering inference used). */
   ts: number;
   /** When this occurrence was raised, epoch ms. */
@@ -74,8 +84,24 @@ export interface AlertOutbox {
   saveRuleState(rule: RuleStateWrite): boolean;
   /** Oldest entries first, without removing them. */
   peek(limit: number): OutboxEntry[];
+  /**
+   * Entries with `seq` greater than `afterSeq`, oldest first, without removing them: lets the sink read on past the
+   * alerts it has in flight instead of re-reading them.
+   */
+  peekAfter(afterSeq: number, limit: number): OutboxEntry[];
   /** Removes a delivered entry (called on PUBACK). */
   ack(seq: number): void;
+  /**
+   * Removes every entry with a seq up to and including `seq` in one commit: the sink only ever acknowledges a
+   * contiguous prefix of the queue, and one commit per burst of PUBACKs costs far less than one per alert. Throws, and
+   * keeps the entries (they are delivered again: a duplicate, not a loss), when the delete cannot be committed.
+   */
+  ackThrough(seq: number): void;
+  /**
+   * Counts one more delivery attempt of `seq` (a re-send after a lost connection or a refused publish), shown as
+   * `attempts` by peek. Informational and best effort: never throws for a write that failed.
+   */
+  recordAttempt(seq: number): void;
   /** Number of alerts waiting. */
   depth(): number;
   /** Called (synchronously) after each enqueue; returns an unsubscribe function. */

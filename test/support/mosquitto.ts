@@ -136,6 +136,7 @@ export async function makeTestPki(): Promise<TestPki> {
 export class Mosquitto {
   #child: ChildProcess | undefined;
   #exited: Promise<void> = Promise.resolve();
+  #frozen = false;
 
   private constructor(
     readonly dir: string,
@@ -250,14 +251,35 @@ export class Mosquitto {
   }
 
   /**
+   * Freezes this broker process (SIGSTOP): its sockets stay open and the kernel keeps accepting bytes, but nothing is
+   * read or answered — a hung broker as clients see it. Only ever this test's own child process.
+   */
+  freeze(): void {
+    if (!this.#child) throw new Error('the broker is not running');
+    this.#child.kill('SIGSTOP');
+    this.#frozen = true;
+  }
+
+  /** Lets a frozen broker run again (SIGCONT); it then reads what piled up in its sockets. */
+  thaw(): void {
+    if (!this.#child || !this.#frozen) return;
+    this.#child.kill('SIGCONT');
+    this.#frozen = false;
+  }
+
+  /**
    * Stops the broker: SIGTERM (Mosquitto saves its persistence file, then exits), or SIGKILL for a crash.
-   * Resolves when the process has exited.
+   * Resolves when the process has exited. A frozen broker is thawed first, or it would not see the SIGTERM.
    */
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     const child = this.#child;
     if (!child) return;
     this.#child = undefined;
     child.kill(signal);
+    if (this.#frozen) {
+      child.kill('SIGCONT');
+      this.#frozen = false;
+    }
     const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
     await this.#exited;
     clearTimeout(timer);

@@ -4,16 +4,6 @@ import { Backoff } from '../../core/backoff.js';
 /** Publishes one alert; calls `done` once on PUBACK (no error) or failure. */
 export type PublishFn = (entry: OutboxEntry, done: (err?: Error | null) => void) => void;
 
-/**
- * Optional outbox extras (SqliteAlertOutbox has them): read past the entries in flight, count re-sends, delete a
- * delivered prefix in one commit.
- */
-interface OutboxExtras {
-  peekAfter?(afterSeq: number, limit: number): OutboxEntry[];
-  recordAttempt?(seq: number): void;
-  ackThrough?(seq: number): void;
-}
-
 interface InFlight {
   seq: number;
   enqueuedAt: number;
@@ -42,8 +32,7 @@ export interface AlertDrainOptions {
  * first delivery of every alert in order (at-least-once; duplicates carry the same eventId).
  *
  * Deleting is batched: a PUBACK only marks its record acked, and once per event-loop turn (setImmediate) the
- * contiguous acked prefix is deleted with one `ackThrough` commit (one `ack` per alert for an outbox without it);
- * a commit costs far more than the delete, and PUBACKs arrive in bursts. `onDelivered` is called for an alert only
+ * contiguous acked prefix is deleted with one `ackThrough` commit; a commit costs far more than the delete, and PUBACKs arrive in bursts. `onDelivered` is called for an alert only
  * once its delete has committed. A PUBACKed alert waiting for its turn no longer counts against the window. Before
  * the window restarts (rewind, reconnect) and on close, the prefix is deleted at once so delivered alerts are not
  * sent again needlessly; after close, each PUBACK deletes at once (no timer outlives close). A delete that fails
@@ -53,7 +42,7 @@ export interface AlertDrainOptions {
  * from the oldest alert in the outbox.
  */
 export class AlertDrain {
-  readonly #outbox: AlertOutbox & OutboxExtras;
+  readonly #outbox: AlertOutbox;
   readonly #options: AlertDrainOptions;
   /**
    * Oldest first; `#head` is the index of the oldest still in the outbox (an array with a moving head is O(1) to
@@ -85,7 +74,7 @@ export class AlertDrain {
   #lastError: string | undefined;
 
   constructor(outbox: AlertOutbox, options: AlertDrainOptions) {
-    this.#outbox = outbox as AlertOutbox & OutboxExtras;
+    this.#outbox = outbox;
     this.#options = options;
     this.#retry = new Backoff({ initialMs: options.retry?.initialMs ?? 1000, maxMs: options.retry?.maxMs ?? 30_000 });
   }
@@ -125,6 +114,24 @@ export class AlertDrain {
     return this.#pending;
   }
 
+  /**
+   * The oldest alert the broker has not acknowledged yet — in flight, waiting for room in the window, or waiting for
+   * a connection — and how many such alerts there are; undefined when there are none. An alert PUBACKed but not yet
+   * deleted (its delete is due at the end of this event-loop turn) counts as acknowledged. Reads the outbox only when
+   * nothing unacknowledged is in flight. Throws when the outbox cannot be read.
+   */
+  oldestUnacked(): { enqueuedAt: number; count: number } | undefined {
+    const ackedWaiting = this.#ackedEnd - this.#head;
+    const count = this.#outbox.depth() - ackedWaiting;
+    if (count <= 0) return undefined;
+    // In seq order the record at #ackedEnd is the first one not acknowledged (pending, or failed and to be re-sent).
+    const tracked = this.#inFlight[this.#ackedEnd];
+    if (tracked) return { enqueuedAt: tracked.enqueuedAt, count };
+    // Every tracked alert is acknowledged (or none is tracked): the oldest unacknowledged one is the next to send.
+    const next = this.#outbox.peekAfter(this.#cursor, 1)[0];
+    return next ? { enqueuedAt: next.enqueuedAt, count } : undefined;
+  }
+
   /** The last publish error since the last successful delivery, for /healthz. */
   get lastError(): string | undefined {
     return this.#lastError;
@@ -159,10 +166,7 @@ export class AlertDrain {
   }
 
   #read(limit: number): OutboxEntry[] {
-    if (this.#outbox.peekAfter) return this.#outbox.peekAfter(this.#cursor, limit);
-    // The outbox still holds every tracked entry (only a deleted prefix leaves the array): skip past them.
-    const tracked = this.#inFlight.length - this.#head;
-    return this.#outbox.peek(tracked + limit).filter((e) => e.seq > this.#cursor);
+    return this.#outbox.peekAfter(this.#cursor, limit);
   }
 
   #dispatch(entry: OutboxEntry): void {
@@ -170,7 +174,7 @@ export class AlertDrain {
     this.#inFlight.push(record);
     this.#pending++;
     this.#cursor = entry.seq;
-    if (entry.seq <= this.#highestSent) this.#outbox.recordAttempt?.(entry.seq);
+    if (entry.seq <= this.#highestSent) this.#outbox.recordAttempt(entry.seq);
     else this.#highestSent = entry.seq;
     const generation = this.#generation;
     let settled = false;
@@ -216,12 +220,8 @@ export class AlertDrain {
     if (from === end) return;
     let deleted = from;
     try {
-      if (this.#outbox.ackThrough) {
-        this.#outbox.ackThrough(this.#inFlight[end - 1]!.seq);
-        deleted = end;
-      } else {
-        for (; deleted < end; deleted++) this.#outbox.ack(this.#inFlight[deleted]!.seq);
-      }
+      this.#outbox.ackThrough(this.#inFlight[end - 1]!.seq);
+      deleted = end;
     } catch (err) {
       for (let i = deleted; i < end; i++) this.#inFlight[i]!.state = 'failed';
       this.#ackedEnd = deleted;

@@ -112,6 +112,8 @@ export interface SinkMetrics {
   published: Counter;
   publishErrors: Counter;
   inFlight: Gauge;
+  /** Set at every health check (the HTTP server runs one before each scrape of /metrics), so it is never stale. */
+  oldestUnackedAgeSeconds: Gauge;
   deliverySeconds: Histogram;
   release(): void;
 }
@@ -125,17 +127,25 @@ export function sinkMetrics(registry: Registry): SinkMetrics {
     name: 'lineguard_mqtt_alert_publish_errors_total', help: 'Alert publishes the broker refused (MQTT 5 reason code) or that failed locally.',
   });
   const inFlight = gauge(registry, { name: 'lineguard_mqtt_alerts_in_flight', help: 'Alerts published and awaiting PUBACK.' });
+  const oldestUnackedAgeSeconds = gauge(registry, {
+    name: 'lineguard_alert_oldest_unacked_age_seconds',
+    help:
+      'Age of the oldest alert the broker has not acknowledged (PUBACK) yet, whether in flight or still waiting to be sent; ' +
+      '0 when every alert is delivered. Rises while a broker is frozen even though lineguard_mqtt_connected stays 1.',
+  });
   const deliverySeconds = histogram(registry, {
     name: 'lineguard_mqtt_alert_delivery_seconds',
     help: 'Time from an alert entering the outbox to its PUBACK.',
     buckets: [0.001, 0.005, 0.02, 0.1, 0.5, 2, 10, 60, 600, 3600],
   });
   inFlight.set(0);
+  oldestUnackedAgeSeconds.set(0);
   return {
-    connection, published, publishErrors, inFlight, deliverySeconds,
+    connection, published, publishErrors, inFlight, oldestUnackedAgeSeconds, deliverySeconds,
     release: () => {
       connection.release();
       inFlight.set(0);
+      oldestUnackedAgeSeconds.set(0);
     },
   };
 }

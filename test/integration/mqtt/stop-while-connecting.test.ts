@@ -35,7 +35,10 @@ const source = new MqttSource({
   name: 's', broker: 'hole', format: 'json', topics: ['t/#'], qos: 1, values: [{ tag: 't', pointer: '', type: 'auto' }],
   tagPrefix: '', sparkplug: {}, maxPayloadBytes: 1000,
 }, broker, ctx);
-const outbox = { enqueue() { throw new Error('unused'); }, peek: () => [], ack() {}, depth: () => 0, onEnqueue: () => () => {} };
+const outbox = {
+  enqueue() { throw new Error('unused'); }, loadRuleState: () => undefined, saveRuleState: () => true,
+  peek: () => [], peekAfter: () => [], ack() {}, ackThrough() {}, recordAttempt() {}, depth: () => 0, onEnqueue: () => () => {},
+};
 const sink = new MqttAlertSink({ broker: 'hole', topic: 'a/{model}', statusTopic: 's/{gateway}', maxInFlight: 10 }, broker, ctx, outbox);
 const abort = new AbortController();
 const started = Promise.all([source.start(abort.signal), sink.start(abort.signal)]);

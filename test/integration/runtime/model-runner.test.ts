@@ -38,6 +38,7 @@ function refusingOutbox(times: number): { outbox: AlertOutbox; left: () => numbe
       },
       loadRuleState: outbox.loadRuleState.bind(outbox), saveRuleState: outbox.saveRuleState.bind(outbox),
       peek: outbox.peek.bind(outbox), ack: outbox.ack.bind(outbox), depth: outbox.depth.bind(outbox), onEnqueue: outbox.onEnqueue.bind(outbox),
+      peekAfter: outbox.peekAfter.bind(outbox), ackThrough: outbox.ackThrough.bind(outbox), recordAttempt: outbox.recordAttempt.bind(outbox),
     },
   };
 }

@@ -134,37 +134,6 @@ describe('AlertDrain', () => {
     expect(delivered).toEqual(sent.map((s) => s.entry.seq));
   });
 
-  it('acks one entry at a time, in order, for an outbox without ackThrough or peekAfter', async () => {
-    for (let i = 0; i < 6; i++) outbox.enqueue(makeAlert(i));
-    const acked: number[] = [];
-    const plain: AlertOutbox = {
-      enqueue: (alert) => outbox.enqueue(alert),
-      loadRuleState: (key) => outbox.loadRuleState(key),
-      saveRuleState: (rule) => outbox.saveRuleState(rule),
-      peek: (limit) => outbox.peek(limit),
-      ack: (seq) => {
-        acked.push(seq);
-        outbox.ack(seq);
-      },
-      depth: () => outbox.depth(),
-      onEnqueue: (listener) => outbox.onEnqueue(listener),
-    };
-    const { drain, publish, sent, delivered } = drainWith(3, plain);
-    drain.attach(publish);
-    expect(sent).toHaveLength(3);
-    sent[1]!.done(null);
-    sent[0]!.done(null);
-    sent[2]!.done(null);
-    expect(ids(sent)).toEqual(['evt-0', 'evt-1', 'evt-2', 'evt-3', 'evt-4', 'evt-5']);
-    await nextTurn();
-    expect(outbox.depth()).toBe(3);
-    for (const s of sent.slice(3)) s.done(null);
-    await nextTurn();
-    expect(acked).toEqual(sent.map((s) => s.entry.seq));
-    expect(delivered).toEqual(acked);
-    expect(outbox.depth()).toBe(0);
-  });
-
   it('keeps the alerts when the delete fails, and sends them again once the outbox can delete', async () => {
     // A real failing commit: another connection holds the write lock, and this outbox does not wait for it.
     const file = join(dir, 'locked.db');
@@ -292,5 +261,35 @@ describe('AlertDrain', () => {
     await drain.idle();
     expect(sent).toHaveLength(4);
     expect(outbox.peek(10).map((e) => e.alert.eventId)).toEqual(['evt-3']);
+  });
+  it('oldestUnacked(): the oldest alert without a PUBACK, in flight or not yet sent, and how many there are', async () => {
+    let now = 1_000;
+    const box = SqliteAlertOutbox.open(join(dir, 'ages.db'), { now: () => now });
+    try {
+      const { drain, publish, sent } = drainWith(2, box);
+      expect(drain.oldestUnacked()).toBeUndefined();
+      for (let i = 0; i < 4; i++) {
+        box.enqueue(makeAlert(i));
+        now += 100;
+      }
+      // Not connected: the oldest waiting alert.
+      expect(drain.oldestUnacked()).toEqual({ enqueuedAt: 1_000, count: 4 });
+      drain.attach(publish);
+      expect(sent).toHaveLength(2);
+      // A later PUBACK first: the earlier alert is still the oldest unacknowledged one.
+      sent[1]!.done(null);
+      expect(drain.oldestUnacked()).toEqual({ enqueuedAt: 1_000, count: 4 });
+      sent[0]!.done(null);
+      // Both acknowledged (their delete is due at the end of this turn): they no longer count.
+      expect(drain.oldestUnacked()).toEqual({ enqueuedAt: 1_200, count: 2 });
+      await nextTurn();
+      expect(drain.oldestUnacked()).toEqual({ enqueuedAt: 1_200, count: 2 });
+      for (const s of sent.slice(2)) s.done(null);
+      await nextTurn();
+      expect(box.depth()).toBe(0);
+      expect(drain.oldestUnacked()).toBeUndefined();
+    } finally {
+      box.close();
+    }
   });
 });

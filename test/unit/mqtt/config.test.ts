@@ -17,7 +17,10 @@ describe('MQTT config', () => {
     const cfg = mqttConfig({ brokers: [broker], sources: [jsonSource], alerts: { broker: 'site' } });
     expect(cfg.brokers[0]).toMatchObject({ protocolVersion: 4, cleanSession: false, keepaliveS: 30, reconnect: { initialDelayMs: 1000, maxDelayMs: 30000 } });
     expect(cfg.sources[0]).toMatchObject({ format: 'json', qos: 1, maxPayloadBytes: 262144, values: [{ type: 'auto' }] });
-    expect(cfg.alerts).toEqual({ broker: 'site', topic: 'lineguard/{gateway}/alerts/{model}', statusTopic: 'lineguard/{gateway}/status', maxInFlight: 100 });
+    expect(cfg.alerts).toEqual({
+      broker: 'site', topic: 'lineguard/{gateway}/alerts/{model}', statusTopic: 'lineguard/{gateway}/status', maxInFlight: 100,
+      maxUnackedAgeMs: 15_000, maxUndeliveredMs: 300_000,
+    });
     expect(issues({ brokers: [broker], sources: [jsonSource], alerts: { broker: 'site' } })).toEqual([]);
   });
 
@@ -106,5 +109,12 @@ describe('MQTT config', () => {
       'alerts.topic: a topic to publish to cannot contain the wildcards + or #',
       'alerts.statusTopic: unknown placeholder {model}; use {gateway}',
     ]);
+  });
+
+  it('refuses an alert sink that would be down before it is degraded', () => {
+    expect(issues({ brokers: [broker], alerts: { broker: 'site', maxUnackedAgeMs: 20_000, maxUndeliveredMs: 10_000 } })).toEqual([
+      'alerts.maxUndeliveredMs: maxUndeliveredMs (10000) is below maxUnackedAgeMs (20000): the sink would be down before it is degraded',
+    ]);
+    expect(issues({ brokers: [broker], alerts: { broker: 'site', maxUnackedAgeMs: 30_000 } })).toEqual([]);
   });
 });
