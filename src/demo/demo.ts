@@ -152,7 +152,8 @@ export async function runDemo(argv: string[], io: CliIo): Promise<number> {
 function formatAlert(a: AlertEvent): string {
   const time = new Date(a.ts).toISOString().slice(11, 23);
   const verb = a.state === 'raised' ? 'RAISED ' : 'CLEARED';
-  return `${time} ${verb} ${a.severity.padEnd(5)} ${a.model.name}@${a.model.version} [${a.provider}] ${a.message}`;
+  const who = a.model ? `${a.model.name}@${a.model.version}` : (a.source ?? a.gateway);
+  return `${time} ${verb} ${a.severity.padEnd(5)} ${who} [${a.provider}] ${a.message}`;
 }
 
 /**

@@ -13,6 +13,9 @@ import type { AlertRuleConfig } from './config.js';
  * - Cooldown: after a clear, no raise before clearedAt + cooldownMs; evaluations during the cooldown still count
  *   towards the debounce, so a condition that persists raises as soon as the cooldown ends.
  * - Non-finite values are ignored: they neither count nor reset (the caller counts them as skipped).
+ * - Event times are monotonic: an event never carries a time before the rule's previous event (after a source clock
+ *   stepped back, a clear is stamped no earlier than its raise). `resetTimers` (on a clock step) forgets the debounce
+ *   and cooldown, which were measured on the old timeline, and keeps the active occurrence.
  */
 
 /** The occurrence an active alert belongs to; the raise and its clear share `alertId`. */
@@ -28,6 +31,8 @@ export interface RuleSnapshot {
   streak: number;
   streakSince: number | undefined;
   cooldownUntil: number;
+  /** Time of the rule's last raise or clear (source time), or -Infinity. */
+  lastEventTs: number;
 }
 
 export type RuleTransition =
@@ -37,7 +42,9 @@ export type RuleTransition =
 export type ThresholdRule = Pick<AlertRuleConfig, 'raiseAbove' | 'clearBelow' | 'raiseBelow' | 'clearAbove' | 'forSamples' | 'forMs' | 'cooldownMs'>;
 
 export class AlertRule {
-  #state: RuleSnapshot = { active: undefined, streak: 0, streakSince: undefined, cooldownUntil: Number.NEGATIVE_INFINITY };
+  #state: RuleSnapshot = {
+    active: undefined, streak: 0, streakSince: undefined, cooldownUntil: Number.NEGATIVE_INFINITY, lastEventTs: Number.NEGATIVE_INFINITY,
+  };
 
   constructor(
     private readonly rule: ThresholdRule,
@@ -55,7 +62,14 @@ export class AlertRule {
   }
 
   restore(snapshot: RuleSnapshot): void {
-    this.#state = { ...snapshot };
+    this.#state = { ...snapshot, lastEventTs: snapshot.lastEventTs ?? Number.NEGATIVE_INFINITY };
+  }
+
+  /** A clock step: the debounce and cooldown were measured on the old timeline. The active occurrence stays. */
+  resetTimers(): void {
+    this.#state.streak = 0;
+    this.#state.streakSince = undefined;
+    this.#state.cooldownUntil = Number.NEGATIVE_INFINITY;
   }
 
   /** Feeds one model output; returns the transition it caused, if any. */
@@ -74,18 +88,22 @@ export class AlertRule {
     if (!debounced) return undefined;
     if (s.active) {
       const occurrence = s.active;
+      const at = Math.max(ts, s.lastEventTs, occurrence.raisedAt);
       s.active = undefined;
       s.streak = 0;
       s.streakSince = undefined;
       s.cooldownUntil = ts + (this.rule.cooldownMs ?? 0);
-      return { type: 'clear', occurrence, ts, value, clearedAt: ts };
+      s.lastEventTs = at;
+      return { type: 'clear', occurrence, ts: at, value, clearedAt: at };
     }
     if (ts < s.cooldownUntil) return undefined;
-    const occurrence: ActiveOccurrence = { alertId: this.newId(), raisedAt: ts, raiseValue: value };
+    const at = Math.max(ts, s.lastEventTs);
+    const occurrence: ActiveOccurrence = { alertId: this.newId(), raisedAt: at, raiseValue: value };
     s.active = occurrence;
     s.streak = 0;
     s.streakSince = undefined;
-    return { type: 'raise', occurrence, ts, value };
+    s.lastEventTs = at;
+    return { type: 'raise', occurrence, ts: at, value };
   }
 
   /** True when the value calls for a raise; undefined when the rule has no raise threshold. */

@@ -3,6 +3,9 @@ import { join } from 'node:path';
 import type { ActiveOccurrence, RuleSnapshot } from './alert-rule.js';
 
 /**
+ * Version 0.1's store of a model's active alert: read once after an upgrade (RuleSet.restore); the state now lives
+ * in the buffer, committed with the outbox event (alert_rule_state).
+ *
  * Keeps a model's active alert across restarts (<stateDir>/runtime/alerts/<model>.json): after a restart the clear
  * still carries the alertId of its raise, and a condition that persists through the restart is not raised twice.
  * Written on every raise and clear only (rare), atomically (temp file + rename).
@@ -38,6 +41,7 @@ export class AlertStateStore {
       streak: 0,
       streakSince: undefined,
       cooldownUntil: typeof data.cooldownUntil === 'number' ? data.cooldownUntil : Number.NEGATIVE_INFINITY,
+      lastEventTs: active ? active.raisedAt : Number.NEGATIVE_INFINITY,
     };
   }
 

@@ -12,6 +12,9 @@ export const ExecutionProviderSchema = Type.Union([Type.Literal('tensorrt'), Typ
  */
 export const AlertRuleSchema = Section(
   {
+    name: Type.Optional(Name({
+      description: 'Name of this rule in alerts, logs and the rule state (default: the output it reads, or "alert" for the one-rule `alert:`).',
+    })),
     kind: Type.String({
       description: 'Alert kind in the payload: equipment_fault, quality_defect, degradation, ...', minLength: 1, default: 'equipment_fault',
     }),
@@ -30,7 +33,9 @@ export const AlertRuleSchema = Section(
     raiseBelow: Type.Optional(Type.Number({ description: 'Raise when the value is below this (for a value that falls, e.g. RUL); needs clearAbove.' })),
     clearAbove: Type.Optional(Type.Number({ description: 'Clear when the value is above this (hysteresis: at least raiseBelow).' })),
     forSamples: Type.Integer({
-      description: 'Debounce: this many consecutive inferences past the threshold before raising (and past the clear threshold before clearing).',
+      description:
+        'Debounce: this many consecutive windows past the threshold before raising (and past the clear threshold before clearing). ' +
+        'One window is one frame of source time (window.periodMs) or one new sample time (without periodMs).',
       minimum: 1, default: 1,
     }),
     forMs: Type.Integer({
@@ -43,7 +48,25 @@ export const AlertRuleSchema = Section(
       minimum: 0, maximum: 1000, default: 10,
     }),
   },
-  { description: 'The alert rule applied to the model output.' },
+  { description: 'An alert rule applied to one model output.' },
+);
+
+/** The alert a model raises when it cannot infer (silence is not health). */
+export const UnavailableAlertSchema = Section(
+  {
+    enabled: Type.Boolean({ description: 'Raise a model_unavailable alert when this model cannot infer for afterMs.', default: true }),
+    afterMs: Type.Integer({
+      description:
+        'How long the model may go without evaluating a window (stale or missing inputs, non-finite outputs, a crashed worker, ' +
+        'a lost provider, a clock step) before model_unavailable is raised. It is cleared at the next evaluated window.',
+      minimum: 1000, maximum: 2_147_483_647, default: 60000,
+    }),
+    severity: Type.Union(
+      [Type.Literal('critical'), Type.Literal('major'), Type.Literal('minor'), Type.Literal('warning'), Type.Literal('info')],
+      { description: 'Severity of the model_unavailable alert.', default: 'major' },
+    ),
+  },
+  { description: 'The model_unavailable alert (docs/alert-payload.md).', default: {} },
 );
 
 /** One ONNX model run by the gateway. */
@@ -82,12 +105,26 @@ export const ModelConfigSchema = Section({
     {
       samples: Type.Integer({ description: 'Rows per window (the model input window dimension).', minimum: 1, maximum: 100000, default: 1 }),
       periodMs: Type.Optional(Type.Integer({
-        description: 'Resample onto a grid of this period (last value held); omitted = the last N samples of each tag as they came.',
-        minimum: 1,
+        description:
+          'Frames on a grid of this period of source time (each tag\'s last value at or before the frame time); use it for ' +
+          'OPC UA tags, which report on change. Omitted: one frame per distinct sample time of the input tags (rows of MQTT ' +
+          'JSON messages or Sparkplug DATA), each tag\'s last value held.',
+        minimum: 1, maximum: 86_400_000,
       })),
       maxHoldMs: Type.Optional(Type.Integer({
-        description: 'With periodMs: a value is held on the grid for at most this long, then the cell counts as missing.', minimum: 1,
+        description:
+          'A tag\'s last value is held (sources report on change) for at most this long, then its cells count as missing. ' +
+          'Default: 3,600 × the tag\'s sampling interval, between 1 min and 24 h (1 h for MQTT tags). A source that loses its ' +
+          'connection marks its tags bad at once, whatever the hold.',
+        minimum: 1, maximum: 2_147_483_647,
       })),
+      latenessMs: Type.Integer({
+        description:
+          'Allowed lateness: a frame at source time t is assembled once the sources have reached t + latenessMs (their samples ' +
+          'arrive a publishing interval or so after the PLC stamped them). Frames whose every tag has already reported past t ' +
+          'do not wait.',
+        minimum: 0, maximum: 3_600_000, default: 2000,
+      }),
       maxInvalidFraction: Type.Number({
         description:
           'Skip the inference when more than this fraction of the window cells is missing or bad quality; the cells that are allowed ' +
@@ -117,7 +154,12 @@ export const ModelConfigSchema = Section({
   watch: Type.Boolean({
     description: 'Reload the model when its file changes (loaded and warmed up beside the running one, then swapped).', default: true,
   }),
-  alert: AlertRuleSchema,
+  alert: Type.Optional(AlertRuleSchema),
+  alerts: Type.Optional(Type.Array(AlertRuleSchema, {
+    description: 'Several rules evaluated on each inference (one per output, or several thresholds on one); `alert:` is the one-rule shorthand.',
+    minItems: 1, maxItems: 64,
+  })),
+  unavailable: UnavailableAlertSchema,
 });
 
 export const ModelsConfigSchema = Type.Array(ModelConfigSchema, { description: 'ONNX models and their alert rules.', default: [] });
@@ -125,6 +167,16 @@ export const ModelsConfigSchema = Type.Array(ModelConfigSchema, { description: '
 export type ExecutionProvider = Static<typeof ExecutionProviderSchema>;
 export type AlertRuleConfig = Static<typeof AlertRuleSchema>;
 export type ModelConfig = Static<typeof ModelConfigSchema>;
+
+/** A rule with its name resolved: what the runtime evaluates. */
+export type NamedRule = AlertRuleConfig & { name: string };
+
+/** The rules of a model: `alerts:` or the one `alert:`, each with its name (checked unique by checkModelsConfig). */
+export function modelRules(model: Pick<ModelConfig, 'alert' | 'alerts'>): NamedRule[] {
+  if (model.alerts) return model.alerts.map((r, i) => ({ ...r, name: r.name ?? r.output ?? `rule${i}` }));
+  if (model.alert) return [{ ...model.alert, name: model.alert.name ?? 'alert' }];
+  return [];
+}
 
 /**
  * Cross-field checks of `models:` that JSON Schema cannot express. `report` paths are relative to `models`
@@ -138,7 +190,18 @@ export function checkModelsConfig(models: readonly ModelConfig[], report: Config
     else names.set(model.name, i);
     checkProviders(model, (p, m) => report([i, ...p], m));
     checkInputs(model, (p, m) => report([i, ...p], m));
-    checkRule(model.alert, (p, m) => report([i, 'alert', ...p], m));
+    if (model.alert && model.alerts) report([i, 'alerts'], 'use either alert (one rule) or alerts (a list of rules), not both');
+    else if (!model.alert && !model.alerts) report([i], 'a model needs an alert rule: add alert (one rule) or alerts (a list)');
+    if (model.alert) checkRule(model.alert, (p, m) => report([i, 'alert', ...p], m));
+    const ruleNames = new Map<string, number>();
+    (model.alerts ?? []).forEach((rule, r) => {
+      checkRule(rule, (p, m) => report([i, 'alerts', r, ...p], m));
+      const name = rule.name ?? rule.output ?? `rule${r}`;
+      const previous = ruleNames.get(name);
+      if (previous !== undefined) {
+        report([i, 'alerts', r, ...(rule.name ? ['name'] : [])], `rule name "${name}" is already used by alerts[${previous}]: give each rule a distinct name`);
+      } else ruleNames.set(name, r);
+    });
   });
 }
 
@@ -165,9 +228,7 @@ function checkInputs(model: ModelConfig, report: ConfigIssueReporter): void {
     if (previous !== undefined) report(['inputs', t], `tag "${tag}" is already input ${previous} of this model`);
     else seen.set(tag, t);
   });
-  if (model.window.maxHoldMs !== undefined && model.window.periodMs === undefined) {
-    report(['window', 'maxHoldMs'], 'maxHoldMs only applies to a resampled window: set window.periodMs too');
-  }
+
 }
 
 function checkRule(rule: AlertRuleConfig, report: ConfigIssueReporter): void {

@@ -1,4 +1,4 @@
-import type { ModelConfig } from './config.js';
+import { modelRules, type ModelConfig, type NamedRule } from './config.js';
 import type { LoadResult, OutputTensors, ValueInfo } from './inference-protocol.js';
 import type { ModelFile } from './model-file.js';
 
@@ -14,6 +14,9 @@ export interface ModelIo {
   /** The model input shape as declared, e.g. `[batch, 4, 2]`. */
   declaredInputShape: string;
   outputs: ValueInfo[];
+  /** The output element each alert rule reads, in the order of the config's rules. */
+  rules: RuleOutput[];
+  /** The first rule's output (what /healthz shows). */
   rule: RuleOutput;
   /** Per-feature mean/std for z-scoring, or undefined for raw values. */
   normalisation: { mean: Float64Array; std: Float64Array } | undefined;
@@ -25,6 +28,8 @@ export interface ModelIo {
 
 /** The output element an alert rule reads. */
 export interface RuleOutput {
+  /** The rule's name (models[].alerts[].name). */
+  rule: string;
   name: string;
   index: number | 'max';
   kind: string | undefined;
@@ -77,7 +82,9 @@ export function resolveModelIo(cfg: ModelConfig, file: ModelFile, load: LoadResu
     );
   }
 
-  const rule = resolveRuleOutput(cfg, file, load.outputs);
+  const rules = modelRules(cfg).map((r, i) => resolveRuleOutput(r, cfg.alerts ? `alerts[${i}]` : 'alert', file, load.outputs));
+  if (rules.length === 0) throw new ModelMismatchError('the model has no alert rule (alert or alerts)');
+  const rule = rules[0]!;
   let normalisation: ModelIo['normalisation'];
   let normalisationNote: string;
   if (cfg.normalisation === 'none') {
@@ -93,6 +100,7 @@ export function resolveModelIo(cfg: ModelConfig, file: ModelFile, load: LoadResu
     inputDims,
     declaredInputShape: declared,
     outputs: load.outputs,
+    rules,
     rule,
     normalisation,
     normalisationNote,
@@ -100,26 +108,26 @@ export function resolveModelIo(cfg: ModelConfig, file: ModelFile, load: LoadResu
   };
 }
 
-function resolveRuleOutput(cfg: ModelConfig, file: ModelFile, outputs: ValueInfo[]): RuleOutput {
+function resolveRuleOutput(r: NamedRule, where: string, file: ModelFile, outputs: ValueInfo[]): RuleOutput {
   const names = outputs.map((o) => o.name);
-  const name = cfg.alert.output ?? names[0];
+  const name = r.output ?? names[0];
   const output = outputs.find((o) => o.name === name);
   if (!name || !output) {
-    throw new ModelMismatchError(`alert.output "${name ?? ''}" is not an output of the model (outputs: ${names.join(', ') || 'none'})`);
+    throw new ModelMismatchError(`${where}.output "${name ?? ''}" is not an output of the model (outputs: ${names.join(', ') || 'none'})`);
   }
   if (output.type === 'string' || output.type === undefined) {
     throw new ModelMismatchError(`output "${name}" is ${output.type ?? 'not a tensor'}; an alert rule needs a numeric output`);
   }
-  const index = cfg.alert.outputIndex;
+  const index = r.outputIndex;
   const last = output.shape[output.shape.length - 1];
   const width = output.shape.length >= 2 && typeof last === 'number' ? last : output.shape.length <= 1 ? 1 : undefined;
   if (typeof index === 'number' && width !== undefined && index >= width) {
     throw new ModelMismatchError(
-      `alert.outputIndex ${index} is outside output "${name}" ${formatShape(output.shape)} (${width} element${width === 1 ? '' : 's'} per inference)`,
+      `${where}.outputIndex ${index} is outside output "${name}" ${formatShape(output.shape)} (${width} element${width === 1 ? '' : 's'} per inference)`,
     );
   }
   const described = file.metadata?.outputs.find((o) => o.name === name);
-  return { name, index, kind: described?.kind, labels: described?.labels };
+  return { rule: r.name, name, index, kind: described?.kind, labels: described?.labels };
 }
 
 /**
@@ -148,11 +156,22 @@ export function ruleValue(rule: RuleOutput, outputs: OutputTensors): { value: nu
 
 /** After the warm-up run: the rule's element must exist in the real output. Throws ModelMismatchError. */
 export function checkWarmupOutputs(io: ModelIo, outputs: OutputTensors): void {
-  const tensor = outputs[io.rule.name];
-  if (!tensor) throw new ModelMismatchError(`the model did not return output "${io.rule.name}"`);
-  if (typeof io.rule.index === 'number' && io.rule.index >= tensor.data.length) {
-    throw new ModelMismatchError(
-      `alert.outputIndex ${io.rule.index} is outside output "${io.rule.name}" (the model returned ${formatShape(tensor.dims)})`,
-    );
+  for (const rule of io.rules) {
+    const tensor = outputs[rule.name];
+    if (!tensor) throw new ModelMismatchError(`the model did not return output "${rule.name}"`);
+    if (typeof rule.index === 'number' && rule.index >= tensor.data.length) {
+      throw new ModelMismatchError(
+        `rule ${rule.rule}: outputIndex ${rule.index} is outside output "${rule.name}" (the model returned ${formatShape(tensor.dims)})`,
+      );
+    }
   }
+}
+
+/** Every output of one inference as the record keeps it: a number for a one-element output, else its elements. */
+export function outputValues(outputs: OutputTensors): Record<string, number | number[]> {
+  const out: Record<string, number | number[]> = {};
+  for (const [name, tensor] of Object.entries(outputs)) {
+    out[name] = tensor.data.length === 1 ? Number(tensor.data[0]) : Array.from(tensor.data, Number);
+  }
+  return out;
 }

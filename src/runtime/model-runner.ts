@@ -1,36 +1,47 @@
-import { randomUUID } from 'node:crypto';
 import { isAbsolute, resolve } from 'node:path';
 import type { AlertOutbox } from '../core/alert.js';
 import type { Component, ComponentContext, ComponentHealth } from '../core/component.js';
-import type { TagWindow, WindowReader } from '../core/window.js';
-import { buildAlertEvent } from './alert-builder.js';
-import { AlertRule, type RuleTransition } from './alert-rule.js';
-import { AlertStateStore } from './alert-state-store.js';
-import type { ModelConfig } from './config.js';
+import type { InferenceRecorder } from '../core/inference-record.js';
+import { monotonicMs, wallClockMs } from '../core/source-clock.js';
+import type { SeriesReader, TagWindow } from '../core/window.js';
+import { buildAlertEvent, buildAvailabilityEvent } from './alert-builder.js';
+import type { RuleTransition } from './alert-rule.js';
+import { AvailabilityAlert } from './availability.js';
+import { modelRules, type ModelConfig } from './config.js';
 import { assembleFeatures, recentInputs } from './feature-assembly.js';
-import { FreshWindowReader } from './fresh-window-reader.js';
+import { FramePlanner } from './frame-planner.js';
 import type { OutputTensors, RunResult } from './inference-protocol.js';
 import { InferenceScheduler } from './inference-scheduler.js';
+import { LiveSeries } from './live-series.js';
 import type { LoadedModel } from './loaded-model.js';
 import { shortHash } from './model-file.js';
 import { ModelFileWatcher } from './model-file-watcher.js';
-import { ruleValue } from './model-io.js';
+import { outputValues, ruleValue } from './model-io.js';
 import { ModelSlot, round } from './model-slot.js';
+import { RecentSamples } from './recent-samples.js';
+import { RuleSet, type RuleEntry } from './rule-set.js';
 import { RuntimeMetrics } from './runtime-metrics.js';
+import { assembleWindow, type AssemblyPlan } from './window-assembly.js';
 
 /** start() waits this long for the first load; a longer one (a first TensorRT engine build) goes on in the background. */
 const START_WAIT_MS = 15_000;
 const WATCH_DEBOUNCE_MS = 500;
 const WATCH_POLL_MS = 5_000;
-/** Samples per input tag kept in memory until the buffer has committed them (see FreshWindowReader). */
-const FRESH_SAMPLES_KEPT = 4096;
+/** Windows evaluated per scheduler step at most; a longer backlog is skipped to the newest (counted). */
+const MAX_WINDOWS_PER_STEP = 256;
+/** Default hold: this many sampling intervals of the tag, within [MIN, MAX]; MQTT tags (no interval known) get DEFAULT. */
+const HOLD_INTERVALS = 3_600;
+const MIN_HOLD_MS = 60_000;
+const MAX_HOLD_MS = 86_400_000;
+const DEFAULT_HOLD_MS = 3_600_000;
 
-/** One completed inference, as reported to `onInference`. */
+/** One evaluated window, as reported to `onInference`. */
 export interface InferenceRecord {
-  /** Timestamp of the newest sample the inference used, epoch ms. */
+  /** Source time of the window's end (its newest frame), epoch ms. */
   ts: number;
   /** Wall-clock time it completed, epoch ms. */
   at: number;
+  /** The first rule's value. */
   value: number;
   label?: string;
   outputs: OutputTensors;
@@ -38,55 +49,67 @@ export interface InferenceRecord {
   provider: string;
   /** session.run in the worker, ms. */
   runMs: number;
-  /** The gateway path: window read, features, worker round trip, rule and outbox, ms. */
+  /** The gateway path: window assembly, features, worker round trip, rules and outbox, ms. */
   totalMs: number;
+  /** The first transition of this window, if any (see `transitions` for every rule's). */
   transition?: 'raise' | 'clear';
+  transitions: Array<{ rule: string; type: 'raise' | 'clear' }>;
 }
 
 export interface ModelRunnerDeps {
-  /** Windows of recent samples (the buffer). */
-  windows: WindowReader;
-  /** Where alerts go (the buffer's durable outbox). */
+  /** History of committed samples (the buffer), for windows older than what memory holds. */
+  windows: SeriesReader;
+  /** Where alerts go (the buffer's durable outbox); the rule state commits with each event. */
   outbox: AlertOutbox;
   /** Directory of the config file: relative model paths are resolved from it. */
   baseDir: string;
-  /** Observer of every completed inference (benchmarks, tests). Called synchronously; must not throw. */
+  /** The record of every inference (the buffer's inference log). */
+  recorder?: InferenceRecorder;
+  /** A tag's sampling interval from its source's config (the default hold follows from it). */
+  tagIntervalMs?: (tag: string) => number | undefined;
+  /** Observer of every evaluated window (benchmarks, tests). Called synchronously; must not throw. */
   onInference?: (record: InferenceRecord) => void;
 }
 
 type SkipState = { reason: string; detail: string; since: number; count: number };
 
 /**
- * Runs one ONNX model: loads it in a worker thread on the best execution provider that works here, feeds it
- * windows from the buffer on a schedule, turns its output into alerts through the rule, and swaps in a new
- * model file without stopping. A missing, corrupt or mismatched model makes this component `down` with the
- * reason; it never throws out of start() for it, and the rest of the gateway keeps running.
+ * Runs one ONNX model: loads it in a worker thread on the best execution provider that works here, evaluates each
+ * window of source time exactly once and in order (FramePlanner), assembled by the one window assembly from memory
+ * and the buffer, records every inference, turns the outputs into alerts through its rules (state committed with
+ * each event), raises model_unavailable when it cannot work for too long, and swaps in a new model file without
+ * stopping. A missing, corrupt or mismatched model makes this component `down` with the reason; it never throws
+ * out of start() for it, and the rest of the gateway keeps running.
  */
 export class ModelRunner implements Component {
   readonly name: string;
   readonly #path: string;
-  readonly #rule: AlertRule;
-  readonly #store: AlertStateStore;
+  readonly #plan: AssemblyPlan;
+  readonly #memory: RecentSamples;
+  readonly #series: LiveSeries;
+  readonly #planner: FramePlanner;
+  #rules: RuleSet | undefined;
+  #availability: AvailabilityAlert | undefined;
   #metrics: RuntimeMetrics | undefined;
   #slot: ModelSlot | undefined;
   #scheduler: InferenceScheduler | undefined;
-  #windows: FreshWindowReader | undefined;
   #unsubscribe: (() => void) | undefined;
+  #unsubscribeSteps: (() => void) | undefined;
   #removeAbortListener: (() => void) | undefined;
   #watcher: ModelFileWatcher | undefined;
   #started = false;
-  #startedAt = 0;
+  #startedMono = 0;
   #stopped = false;
-  #lastFingerprint: string | undefined;
   #lastInference: { at: number; ts: number; runMs: number; totalMs: number; value: number; label?: string } | undefined;
   #lastError: { message: string; at: number } | undefined;
-  /** The outbox refused the last raise or clear: it is retried on every inference until it is stored. */
-  #refused: { state: 'raised' | 'cleared'; alertId: string; message: string; since: number; attempts: number } | undefined;
-  /** When the rule was last fed a finite output (health: a model whose every output is NaN is not working). */
-  #lastEvaluatedAt: number | undefined;
+  /** Monotonic time of the last window a rule evaluated (a finite output). */
+  #lastEvaluatedMono: number | undefined;
   #skip: SkipState | undefined;
   readonly #skipped: Record<string, number> = {};
   #inferences = 0;
+  #clockSteps = 0;
+  /** For an event window: how far its first frame lay behind its end (what memory must keep). */
+  #oldestFrameLag: number | undefined;
 
   constructor(
     private readonly cfg: ModelConfig,
@@ -95,14 +118,23 @@ export class ModelRunner implements Component {
   ) {
     this.name = `model/${cfg.name}`;
     this.#path = isAbsolute(cfg.file) ? cfg.file : resolve(deps.baseDir, cfg.file);
-    this.#rule = new AlertRule(cfg.alert, randomUUID);
-    this.#store = new AlertStateStore(ctx.stateDir, cfg.name);
+    this.#plan = {
+      tags: cfg.inputs, samples: cfg.window.samples, periodMs: cfg.window.periodMs,
+      maxHoldMs: cfg.inputs.map((tag) => cfg.window.maxHoldMs ?? defaultHoldMs(deps.tagIntervalMs?.(tag))),
+    };
+    this.#memory = new RecentSamples(cfg.inputs);
+    this.#series = new LiveSeries(this.#memory, deps.windows);
+    const span = cfg.window.periodMs !== undefined ? (cfg.window.samples - 1) * cfg.window.periodMs : 0;
+    this.#planner = new FramePlanner(
+      { tags: cfg.inputs, periodMs: cfg.window.periodMs, latenessMs: cfg.window.latenessMs, maxPerStep: MAX_WINDOWS_PER_STEP, backJumpMs: Math.max(300_000, 10 * span) },
+      this.#memory, ctx.clocks,
+    );
   }
 
   async start(signal: AbortSignal): Promise<void> {
     if (this.#started || this.#stopped) return;
     this.#started = true;
-    this.#startedAt = Date.now();
+    this.#startedMono = monotonicMs();
     if (signal.aborted) {
       this.#stopped = true;
       return;
@@ -114,22 +146,42 @@ export class ModelRunner implements Component {
     const slot = new ModelSlot({ cfg: this.cfg, path: this.#path, stateDir: this.ctx.stateDir, log: this.ctx.log, metrics });
     this.#metrics = metrics;
     this.#slot = slot;
-    this.#restoreAlertState();
-    const windows = new FreshWindowReader(this.deps.windows, this.cfg.inputs, Math.max(this.cfg.window.samples, FRESH_SAMPLES_KEPT));
+    const rules = new RuleSet(this.cfg.name, modelRules(this.cfg), this.deps.outbox, this.ctx.log, wallClockMs);
+    rules.restore(this.ctx.stateDir);
+    this.#planner.restore(rules.lastWindowTs);
+    this.#rules = rules;
+    metrics.alertActive(rules.entries.some((e) => e.rule.active !== undefined));
+    this.#availability = new AvailabilityAlert({
+      key: `${this.cfg.name}/model_unavailable`, afterMs: this.cfg.unavailable.afterMs, enabled: this.cfg.unavailable.enabled,
+      outbox: this.deps.outbox, log: this.ctx.log,
+      build: (e) => buildAvailabilityEvent({
+        gatewayId: this.ctx.gatewayId, kind: 'model_unavailable', severity: this.cfg.unavailable.severity, ...e,
+        model: this.#modelInfo(), ...(this.cfg.asset !== undefined ? { asset: this.cfg.asset } : {}),
+        reason: e.state === 'raised' ? `cannot infer: ${e.reason}` : 'infers again',
+        unevaluatedAlerts: this.#rules?.entries.flatMap((x) => (x.rule.active ? [x.rule.active.alertId] : [])) ?? [],
+      }),
+    });
     const scheduler = new InferenceScheduler({
       everyMs: this.cfg.schedule.everyMs,
       onNewData: this.cfg.schedule.onNewData,
       tags: this.cfg.inputs,
-      // #inferOnce handles its own failures; this catch is the last line so a bug cannot become an unhandled rejection.
-      run: () => this.#inferOnce().catch((err: unknown) => this.ctx.log.error({ err }, 'inference step failed')),
+      // #step handles its own failures; this catch is the last line so a bug cannot become an unhandled rejection.
+      run: () => this.#step().catch((err: unknown) => this.ctx.log.error({ err }, 'inference step failed')),
       onBusy: () => this.#count('busy'),
     });
-    this.#windows = windows;
     this.#scheduler = scheduler;
-    // One listener, in this order: the samples are in the window before the inference they trigger reads it.
+    // One listener, in this order: the samples are in memory before the inference they trigger reads it.
     this.#unsubscribe = this.ctx.bus.subscribe((samples) => {
-      windows.add(samples);
+      this.#memory.add(samples);
       scheduler.onSamples(samples);
+    });
+    this.#unsubscribeSteps = this.ctx.clocks?.onStep((step) => {
+      if (!this.#memory.sources().has(step.source)) return;
+      this.#clockSteps++;
+      this.#memory.restartTimeline(step.source, step.newTs);
+      this.#planner.reset();
+      this.#rules?.resetTimers();
+      this.#count('clock_step', `the clock of ${step.source} jumped by ${Math.round(step.deltaMs / 1000)} s; the window restarts on the new timeline`);
     });
     let wait: NodeJS.Timeout | undefined;
     await Promise.race([slot.reload(), new Promise((r) => (wait = setTimeout(r, START_WAIT_MS)))]);
@@ -154,8 +206,14 @@ export class ModelRunner implements Component {
     this.#stopped = true;
     this.#removeAbortListener?.();
     this.#unsubscribe?.();
+    this.#unsubscribeSteps?.();
     this.#watcher?.stop();
     await this.#scheduler?.stop(2000);
+    try {
+      this.#rules?.saveLazily(true);
+    } catch {
+      // The buffer may be gone already; the state of the last event is committed anyway.
+    }
     await this.#slot?.stop();
     this.#metrics?.dispose();
   }
@@ -165,26 +223,29 @@ export class ModelRunner implements Component {
     if (this.#stopped) return { state: 'stopped', details };
     const model = this.#slot?.model;
     const failure = this.#slot?.failure;
+    const unavailable = this.#availability?.active;
+    if (unavailable) return { state: 'down', reason: `model_unavailable: cannot infer (${unavailable.reason}) since ${new Date(unavailable.raisedAt).toISOString()}`, details };
     if (!model) {
       if (failure) return { state: 'down', reason: failure.message, details };
       return { state: 'starting', reason: `loading ${this.#path}`, details };
     }
+    if (this.#lastEvaluatedMono === undefined) {
+      const why = this.#skip ? this.#skip.detail : 'waiting for the first full window';
+      return { state: 'starting', reason: why, details };
+    }
     if (failure) return { state: 'degraded', reason: `${failure.message}; still serving version ${model.file.version}`, details };
-    const quietFor = Date.now() - (this.#lastInference?.at ?? this.#startedAt);
-    // An inference whose output the rule cannot read does not count as working.
-    const unevaluatedFor = Date.now() - (this.#lastEvaluatedAt ?? this.#startedAt);
-    if (this.#skip && this.#skip.reason !== 'no_new_data' && this.#skip.reason !== 'busy' && unevaluatedFor > 3 * this.cfg.schedule.everyMs) {
-      return { state: 'degraded', reason: `inferences are skipped: ${this.#skip.detail}`, details };
+    const unevaluatedFor = monotonicMs() - this.#lastEvaluatedMono;
+    const quiet = 3 * Math.max(this.cfg.schedule.everyMs, this.cfg.window.periodMs ?? 0);
+    if (this.#skip && this.#skip.reason !== 'busy' && unevaluatedFor > quiet) {
+      return { state: 'degraded', reason: `windows are not evaluated: ${this.#skip.detail}`, details };
     }
-    if (this.#lastError && quietFor > 3 * this.cfg.schedule.everyMs) {
-      return { state: 'degraded', reason: `inferences fail: ${this.#lastError.message}`, details };
-    }
-    const refused = this.#refused;
-    if (refused) {
+    if (this.#lastError && unevaluatedFor > quiet) return { state: 'degraded', reason: `inferences fail: ${this.#lastError.message}`, details };
+    const refused = this.#rules?.entries.find((e) => e.refused);
+    if (refused?.refused) {
       return {
         state: 'degraded',
-        reason: `the outbox refuses to store the ${refused.state === 'raised' ? 'raise' : 'clear'} of alert ${refused.alertId} ` +
-          `(${refused.message}); retried on every inference (see the buffer's health)`,
+        reason: `the outbox refuses to store the ${refused.refused.state === 'raised' ? 'raise' : 'clear'} of alert ${refused.refused.alertId} ` +
+          `(rule ${refused.cfg.name}: ${refused.refused.message}); retried at the next window (see the buffer's health)`,
         details,
       };
     }
@@ -194,30 +255,54 @@ export class ModelRunner implements Component {
   // ---------------------------------------------------------------------------------------------------------
   // Inference
 
-  async #inferOnce(): Promise<void> {
+  /** One scheduler step: every window that became ready since the last step, in order. */
+  async #step(): Promise<void> {
     const model = this.#slot?.model;
     if (!model) {
       this.#count('model_not_loaded', this.#slot?.failure?.message ?? 'the model is not loaded yet');
+      this.#checkAvailability();
       return;
     }
+    const planned = this.#planner.next();
+    if (planned.timelineRestarted) {
+      this.#rules?.resetTimers();
+      this.#count('clock_step', 'the sources\' time is far behind the last evaluated window (a clock step back while the gateway was away); the window restarts on the new timeline');
+    }
+    if (planned.skipped > 0) this.#count('catch_up', `${planned.skipped} windows skipped to catch up with the sources`, planned.skipped);
+    if (planned.ends.length === 0 && this.#planner.readyUntil() === undefined) {
+      this.#count('no_data', `no sample of the input tags yet (${this.cfg.inputs.join(', ')})`);
+    }
+    for (const end of planned.ends) {
+      if (this.#stopped || this.#slot?.model !== model) break;
+      await this.#evaluate(model, end);
+    }
+    this.#checkAvailability();
+    const lastEnd = this.#planner.lastEnd;
+    if (Number.isFinite(lastEnd)) {
+      const span = this.cfg.window.periodMs !== undefined ? (this.cfg.window.samples - 1) * this.cfg.window.periodMs : 0;
+      this.#memory.prune(lastEnd - span - this.cfg.window.latenessMs - (this.#oldestFrameLag ?? 0));
+    }
+    this.#rules?.saveLazily();
+  }
+
+  async #evaluate(model: LoadedModel, end: number): Promise<void> {
     const t0 = performance.now();
+    const at = wallClockMs();
+    this.#planner.markEvaluated(end);
     let window: TagWindow;
     try {
-      window = this.#readWindow();
+      window = assembleWindow(this.#series, this.#plan, end);
     } catch (err) {
-      this.#count('window_unavailable', `the buffer cannot give a window: ${(err as Error).message}`);
+      this.#skipWindow(end, at, model, 'window_unavailable', `the buffer cannot give a window: ${(err as Error).message}`);
       return;
     }
+    if (this.cfg.window.periodMs === undefined && window.rows > 0) this.#oldestFrameLag = end - window.ts[0]!;
     const features = assembleFeatures(window, {
       tags: this.cfg.inputs, samples: this.cfg.window.samples, normalisation: model.io.normalisation,
       maxInvalidFraction: this.cfg.window.maxInvalidFraction,
     });
     if (!features.ok) {
-      this.#count(features.reason, features.detail);
-      return;
-    }
-    if (features.fingerprint === this.#lastFingerprint) {
-      this.#count('no_new_data', 'no new sample since the last inference');
+      this.#skipWindow(end, at, model, features.reason, features.detail);
       return;
     }
     let result: RunResult;
@@ -226,127 +311,132 @@ export class ModelRunner implements Component {
     } catch (err) {
       const timedOut = err instanceof TimeoutError;
       this.#metrics?.inference(timedOut ? 'timeout' : 'error');
-      this.#lastError = { message: (err as Error).message, at: Date.now() };
+      this.#lastError = { message: (err as Error).message, at: wallClockMs() };
       this.ctx.log.error({ err, version: model.file.version }, timedOut ? 'inference timed out' : 'inference failed');
+      this.#record({ model: this.cfg.name, ts: end, at, version: model.file.version, skipped: timedOut ? 'inference_timeout' : 'inference_failed', detail: (err as Error).message });
       if (timedOut || !model.alive) this.#slot?.modelFailed(model, err as Error);
       return;
     }
-    this.#lastFingerprint = features.fingerprint;
     this.#lastError = undefined;
     this.#inferences++;
     this.#metrics?.inference('ok');
-    const picked = ruleValue(model.io.rule, result.outputs);
-    this.#metrics?.output(model.io.rule.name, picked.value);
-    let transition: RuleTransition | undefined;
-    if (!Number.isFinite(picked.value)) {
-      this.#count('output_not_finite', picked.problem ?? `output ${model.io.rule.name} is ${picked.value}`);
-    } else {
-      this.#lastEvaluatedAt = Date.now();
-      transition = this.#applyRule(model, picked, features.newestTs, window);
-      // A refused alert is retried on the next scheduled inference even when no new sample arrives (a source that
-      // reports on change may send nothing for hours while the fault persists).
-      if (this.#refused) this.#lastFingerprint = undefined;
-      if (this.#skip) this.ctx.log.info({ after: this.#skip }, 'inferences resumed');
+    const values = outputValues(result.outputs);
+    this.#record({ model: this.cfg.name, ts: end, at, version: model.file.version, outputs: values });
+    for (const [name, value] of Object.entries(values)) if (typeof value === 'number') this.#metrics?.output(name, value);
+    const transitions: InferenceRecord['transitions'] = [];
+    let evaluated = 0;
+    let first: { value: number; label?: string } | undefined;
+    const rules = this.#rules!;
+    rules.entries.forEach((entry, i) => {
+      const out = model.io.rules[i];
+      if (!out) return;
+      const picked = ruleValue(out, result.outputs);
+      first ??= picked;
+      if (!Number.isFinite(picked.value)) {
+        this.#metrics?.nonFinite(out.name);
+        this.#count('output_not_finite', picked.problem ?? `output ${out.name} is ${picked.value}; rule ${entry.cfg.name} is not evaluated`);
+        return;
+      }
+      evaluated++;
+      const done = rules.evaluate(entry, picked.value, end, (e, transition) => this.#buildEvent(model, e, transition, picked, window));
+      if (!done) {
+        if (entry.refused) this.#metrics?.enqueueFailed();
+        return;
+      }
+      transitions.push({ rule: entry.cfg.name, type: done.transition.type });
+      if (done.transition.type === 'raise') this.#metrics?.raised();
+      else this.#metrics?.cleared();
+      this.ctx.log.info({ alertId: done.event.alertId, eventId: done.event.eventId, rule: entry.cfg.name, state: done.event.state, value: picked.value, version: model.file.version }, done.event.message);
+    });
+    this.#metrics?.alertActive(rules.entries.some((e) => e.rule.active !== undefined));
+    if (evaluated > 0) {
+      this.#lastEvaluatedMono = monotonicMs();
+      this.#availability?.ok();
+      if (this.#skip && this.#skip.reason !== 'busy') this.ctx.log.info({ after: this.#skip }, 'windows are evaluated again');
       this.#skip = undefined;
+    } else {
+      this.#record({ model: this.cfg.name, ts: end, at, version: model.file.version, skipped: 'output_not_finite' });
     }
     const totalMs = performance.now() - t0;
     this.#metrics?.latency('run', result.runMs);
     this.#metrics?.latency('total', totalMs);
-    const at = Date.now();
-    this.#lastInference = { at, ts: features.newestTs, runMs: result.runMs, totalMs, value: picked.value, ...(picked.label ? { label: picked.label } : {}) };
+    const value = first?.value ?? Number.NaN;
+    const label = first?.label;
+    this.#lastInference = { at: wallClockMs(), ts: end, runMs: result.runMs, totalMs, value, ...(label ? { label } : {}) };
     try {
       this.deps.onInference?.({
-        ts: features.newestTs, at, value: picked.value, ...(picked.label ? { label: picked.label } : {}), outputs: result.outputs,
+        ts: end, at: wallClockMs(), value, ...(label ? { label } : {}), outputs: result.outputs,
         model: { version: model.file.version, sha256: model.file.sha256 }, provider: model.provider, runMs: result.runMs, totalMs,
-        ...(transition ? { transition: transition.type } : {}),
+        ...(transitions[0] ? { transition: transitions[0].type } : {}), transitions,
       });
     } catch (err) {
       this.ctx.log.error({ err }, 'the onInference observer threw');
     }
   }
 
-  #readWindow(): TagWindow {
-    const w = this.cfg.window;
-    const windows = this.#windows!;
-    if (w.periodMs === undefined) return windows.lastN(this.cfg.inputs, w.samples);
-    const to = Math.floor(Date.now() / w.periodMs) * w.periodMs;
-    return windows.resampled(this.cfg.inputs, to - (w.samples - 1) * w.periodMs, to, w.periodMs, w.maxHoldMs);
-  }
-
-  /** Feeds the rule; a raise or clear goes to the outbox. If the outbox refuses it, the rule state is rolled back so the next inference tries again. */
-  #applyRule(model: LoadedModel, picked: { value: number; label?: string }, ts: number, window: TagWindow): RuleTransition | undefined {
-    const before = this.#rule.snapshot();
-    const transition = this.#rule.evaluate(picked.value, ts);
-    if (!transition) {
-      // The condition behind a refused transition is gone: there is nothing left to store.
-      if (this.#refused) this.ctx.log.warn({ alertId: this.#refused.alertId, state: this.#refused.state }, 'the alert the outbox refused no longer applies');
-      this.#refused = undefined;
-      return undefined;
-    }
-    const event = buildAlertEvent({
+  #buildEvent(model: LoadedModel, entry: RuleEntry, transition: RuleTransition, picked: { value: number; label?: string }, window: TagWindow) {
+    return buildAlertEvent({
       gatewayId: this.ctx.gatewayId,
       cfg: this.cfg,
+      rule: entry.cfg,
       model: { name: this.cfg.name, version: model.file.version, hash: `sha256:${model.file.sha256}`, provider: model.provider },
       transition,
-      output: { name: model.io.rule.name, value: picked.value, label: picked.label },
-      inputs: recentInputs(window, this.cfg.alert.recentSamples),
+      output: { name: model.io.rules[this.#rules!.entries.indexOf(entry)]?.name ?? entry.cfg.name, value: picked.value, label: picked.label },
+      inputs: recentInputs(window, entry.cfg.recentSamples),
     });
-    try {
-      this.deps.outbox.enqueue(event);
-    } catch (err) {
-      this.#rule.restore(before);
-      this.#metrics?.enqueueFailed();
-      const message = (err as Error).message;
-      if (this.#refused?.state === event.state) {
-        // A retried raise carries a new alertId (the refused occurrence never existed for subscribers).
-        Object.assign(this.#refused, { alertId: event.alertId, message, attempts: this.#refused.attempts + 1 });
-      } else {
-        // Logged once per refused alert; the retries are counted in lineguard_model_alert_enqueue_failures_total.
-        this.ctx.log.error({ err, alertId: event.alertId, state: event.state }, 'the outbox refused the alert; it is retried on every inference');
-        this.#refused = { state: event.state, alertId: event.alertId, message, since: Date.now(), attempts: 1 };
-      }
-      return undefined;
-    }
-    if (this.#refused) this.ctx.log.info({ alertId: event.alertId, attempts: this.#refused.attempts }, 'the outbox stored the alert it had refused');
-    this.#refused = undefined;
-    try {
-      this.#store.save(this.#rule.snapshot());
-    } catch (err) {
-      this.ctx.log.warn({ err, file: this.#store.file }, 'cannot save the alert state (a restart would forget the active alert)');
-    }
-    if (transition.type === 'raise') this.#metrics?.raised();
-    else this.#metrics?.cleared();
-    this.ctx.log.info({ alertId: event.alertId, eventId: event.eventId, state: event.state, value: picked.value, version: model.file.version }, event.message);
-    return transition;
   }
 
-  #count(reason: string, detail = reason): void {
-    this.#skipped[reason] = (this.#skipped[reason] ?? 0) + 1;
+  #skipWindow(end: number, at: number, model: LoadedModel, reason: string, detail: string): void {
+    this.#count(reason, detail);
+    this.#record({ model: this.cfg.name, ts: end, at, version: model.file.version, skipped: reason, detail });
+  }
+
+  /** Raises model_unavailable once the model has not evaluated a window for `unavailable.afterMs`. */
+  #checkAvailability(): void {
+    const availability = this.#availability;
+    if (!availability) return;
+    const since = this.#lastEvaluatedMono ?? this.#startedMono;
+    if (monotonicMs() - since < this.cfg.unavailable.afterMs) return;
+    const reason = this.#slot?.model
+      ? (this.#skip?.detail ?? this.#lastError?.message ?? 'no new window: the input tags\' sources have not advanced (stale or missing inputs)')
+      : (this.#slot?.failure?.message ?? 'the model is not loaded');
+    availability.failing(reason);
+  }
+
+  #record(row: Parameters<InferenceRecorder['record']>[0]): void {
+    try {
+      this.deps.recorder?.record(row);
+    } catch (err) {
+      this.ctx.log.debug({ err }, 'inference not recorded');
+    }
+  }
+
+  #count(reason: string, detail = reason, n = 1): void {
+    this.#skipped[reason] = (this.#skipped[reason] ?? 0) + n;
     this.#metrics?.skipped(reason);
-    if (reason === 'busy') return;
-    // "Nothing new since the last inference" must not hide that the output of that inference was unusable (NaN).
-    if (reason === 'no_new_data' && this.#skip?.reason === 'output_not_finite') return;
+    if (reason === 'busy' || reason === 'catch_up') return;
+    // "No data" must not hide that the outputs of the last window were unusable (NaN).
+    if (reason === 'no_data' && this.#skip?.reason === 'output_not_finite') return;
     if (this.#skip?.reason === reason) {
-      this.#skip.count++;
+      this.#skip.count += n;
       this.#skip.detail = detail;
       return;
     }
-    if (reason !== 'no_new_data' && reason !== 'model_not_loaded') this.ctx.log.warn({ reason, detail }, 'inference skipped');
-    this.#skip = { reason, detail, since: Date.now(), count: 1 };
+    if (reason !== 'no_data' && reason !== 'model_not_loaded') this.ctx.log.warn({ reason, detail }, 'window not evaluated');
+    this.#skip = { reason, detail, since: wallClockMs(), count: n };
   }
 
-  #restoreAlertState(): void {
-    const saved = this.#store.load();
-    if (!saved) return;
-    this.#rule.restore(saved);
-    this.#metrics?.alertActive(saved.active !== undefined);
-    if (saved.active) this.ctx.log.info({ alertId: saved.active.alertId, raisedAt: saved.active.raisedAt }, 'alert still active from before the restart');
+  #modelInfo(): { name: string; version: string; hash: string; provider: string } {
+    const model = this.#slot?.model;
+    if (model) return { name: this.cfg.name, version: model.file.version, hash: `sha256:${model.file.sha256}`, provider: model.provider };
+    const sha = this.#slot?.failure?.sha256;
+    return { name: this.cfg.name, version: 'not loaded', hash: sha ? `sha256:${sha}` : `sha256:${'0'.repeat(64)}`, provider: 'none' };
   }
 
   #details(): Record<string, unknown> {
     const model = this.#slot?.model;
     const failure = this.#slot?.failure;
-    const active = this.#rule.active;
+    const unavailable = this.#availability?.active;
     return {
       file: this.#path,
       ...(model
@@ -359,23 +449,40 @@ export class ModelRunner implements Component {
             metadataVersion: model.file.metadata?.version ?? null,
             input: { name: model.io.inputName, shape: model.io.declaredInputShape, fed: model.io.inputDims, features: model.io.featureNames ?? null },
             normalisation: model.io.normalisationNote,
-            ruleOutput: { name: model.io.rule.name, index: model.io.rule.index, kind: model.io.rule.kind ?? null },
+            ruleOutputs: model.io.rules.map((r) => ({ rule: r.rule, output: r.name, index: r.index, kind: r.kind ?? null })),
             loadMs: round(model.loadMs),
             warmupMs: model.warmupMs.map(round),
           }
         : {}),
       ...(failure ? { loadError: { ...failure, at: new Date(failure.at).toISOString() } } : {}),
+      window: {
+        samples: this.cfg.window.samples, periodMs: this.cfg.window.periodMs ?? null, latenessMs: this.cfg.window.latenessMs,
+        maxHoldMs: Object.fromEntries(this.cfg.inputs.map((t, i) => [t, this.#plan.maxHoldMs[i]])),
+        lastEnd: Number.isFinite(this.#planner.lastEnd) ? new Date(this.#planner.lastEnd).toISOString() : null,
+      },
       inferences: this.#inferences,
+      clockSteps: this.#clockSteps,
       lastInference: this.#lastInference
         ? { ...this.#lastInference, at: new Date(this.#lastInference.at).toISOString(), runMs: round(this.#lastInference.runMs), totalMs: round(this.#lastInference.totalMs) }
         : null,
       ...(this.#lastError ? { lastError: this.#lastError.message } : {}),
-      ...(this.#refused ? { refusedAlert: { ...this.#refused, since: new Date(this.#refused.since).toISOString() } } : {}),
       skipped: { ...this.#skipped },
       ...(this.#skip ? { skipping: { reason: this.#skip.reason, detail: this.#skip.detail, since: new Date(this.#skip.since).toISOString(), count: this.#skip.count } } : {}),
-      alert: active ? { active: true, alertId: active.alertId, raisedAt: new Date(active.raisedAt).toISOString() } : { active: false },
+      ...(unavailable ? { unavailable: { alertId: unavailable.alertId, since: new Date(unavailable.raisedAt).toISOString(), reason: unavailable.reason } } : {}),
+      alerts: (this.#rules?.entries ?? []).map((e) => ({
+        rule: e.cfg.name,
+        active: e.rule.active !== undefined,
+        ...(e.rule.active ? { alertId: e.rule.active.alertId, raisedAt: new Date(e.rule.active.raisedAt).toISOString(), evaluating: !unavailable } : {}),
+        ...(e.refused ? { refused: { ...e.refused, since: new Date(e.refused.since).toISOString() } } : {}),
+      })),
     };
   }
+}
+
+/** The default hold of a tag: 3,600 of its sampling intervals, within 1 min .. 24 h; 1 h when the interval is unknown. */
+export function defaultHoldMs(intervalMs: number | undefined): number {
+  if (intervalMs === undefined || !(intervalMs > 0)) return DEFAULT_HOLD_MS;
+  return Math.min(MAX_HOLD_MS, Math.max(MIN_HOLD_MS, HOLD_INTERVALS * intervalMs));
 }
 
 class TimeoutError extends Error {
@@ -397,4 +504,3 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
     );
   });
 }
-

@@ -19,6 +19,7 @@ export class RuntimeMetrics {
   readonly #output;
   readonly #reloads;
   readonly #enqueueFailures;
+  readonly #nonFinite;
   readonly #labelSets = new Map<string, Set<string>>();
   #currentProvider: string | undefined;
 
@@ -41,7 +42,7 @@ export class RuntimeMetrics {
     });
     this.#active = gauge(registry, { name: 'lineguard_model_alert_active', help: '1 while the model has an active alert.', labelNames: ['model'] as const });
     this.#output = gauge(registry, {
-      name: 'lineguard_model_output', help: 'Latest value of the output the alert rule reads.', labelNames: ['model', 'output'] as const,
+      name: 'lineguard_model_output', help: 'Latest value of each one-element model output.', labelNames: ['model', 'output'] as const,
     });
     this.#reloads = counter(registry, {
       name: 'lineguard_model_loads_total', help: 'Model loads (start, hot swap, recovery), by result (ok, failed).', labelNames: ['model', 'result'] as const,
@@ -49,7 +50,17 @@ export class RuntimeMetrics {
     this.#enqueueFailures = counter(registry, {
       name: 'lineguard_model_alert_enqueue_failures_total', help: 'Alerts the outbox refused (retried on the next inference).', labelNames: ['model'] as const,
     });
+    this.#nonFinite = counter(registry, {
+      name: 'lineguard_model_nonfinite_outputs_total',
+      help: 'Inferences whose value for a rule was NaN or infinite (never evaluated by the rule), by output.',
+      labelNames: ['model', 'output'] as const,
+    });
     this.#active.set({ model }, 0);
+  }
+
+  nonFinite(output: string): void {
+    this.#track('nonFinite', output);
+    this.#nonFinite.inc({ model: this.model, output });
   }
 
   inference(result: 'ok' | 'error' | 'timeout'): void {
@@ -108,6 +119,7 @@ export class RuntimeMetrics {
     for (const stage of this.#labels('latency')) this.#latency.remove({ model, stage });
     for (const reason of this.#labels('skipped')) this.#skipped.remove({ model, reason });
     for (const output of this.#labels('output')) this.#output.remove({ model, output });
+    for (const output of this.#labels('nonFinite')) this.#nonFinite.remove({ model, output });
     for (const result of this.#labels('loads')) this.#reloads.remove({ model, result });
     if (this.#currentProvider !== undefined) this.#provider.remove({ model, provider: this.#currentProvider });
     this.#raised.remove({ model });
