@@ -30,6 +30,14 @@ export function planComponents(config: Config, baseDir: string): PlannedComponen
   const fingerprint = (...parts: unknown[]): string => JSON.stringify([gateway, ...parts]);
   const brokers = new Map(config.mqtt.brokers.map((b) => [b.name, b]));
   const plan: PlannedComponent[] = [];
+  // A tag's sampling interval (OPC UA subscribe or poll): the default hold of its value in model windows follows from it.
+  const tagIntervals = new Map<string, number>();
+  for (const server of config.opcua) {
+    for (const tag of server.tags) {
+      const interval = tag.mode === 'poll' ? (tag.pollIntervalMs ?? tag.samplingIntervalMs) : Math.max(tag.samplingIntervalMs, server.publishingIntervalMs);
+      tagIntervals.set(tag.tag, interval);
+    }
+  }
 
   plan.push({
     name: BUFFER,
@@ -45,7 +53,9 @@ export function planComponents(config: Config, baseDir: string): PlannedComponen
       dependsOn: [BUFFER],
       create: (ctx, running) => {
         const buffer = requireBuffer(running);
-        return new ModelRunner(model, ctx, { windows: buffer, outbox: buffer.outbox, baseDir });
+        return new ModelRunner(model, ctx, {
+          windows: buffer, outbox: buffer.outbox, recorder: buffer.inferences, baseDir, tagIntervalMs: (tag) => tagIntervals.get(tag),
+        });
       },
     });
   }
