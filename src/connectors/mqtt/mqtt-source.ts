@@ -1,6 +1,7 @@
 import type { IConnackPacket, ISubscriptionMap, MqttClient } from 'mqtt';
 import sparkplug from 'sparkplug-payload';
 import type { Component, ComponentContext, ComponentHealth } from '../../core/component.js';
+import { ConnectionMarkers } from '../../core/connection-markers.js';
 import { BrokerConnection } from './broker-connection.js';
 import type { MqttBrokerConfig, MqttSourceConfig } from './config.js';
 import { clientIdFor } from './connect-options.js';
@@ -16,6 +17,8 @@ import { untilSettledOrAborted } from './until-aborted.js';
 const SPARKPLUG_DEFAULTS = { requestRebirth: false, reorderTimeoutMs: 2000, rebirthMinIntervalMs: 10_000 };
 /** Malformed-payload log lines: at most one per reason per this interval. */
 const PROBLEM_LOG_INTERVAL_MS = 10_000;
+/** Tags remembered for connection-loss markers at most (a topic template could produce unbounded tag names). */
+const MAX_SEEN_TAGS = 100_000;
 
 /**
  * Device data in: subscribes to the configured topics on one broker and turns each message into TagSamples on
@@ -40,6 +43,9 @@ export class MqttSource implements Component {
   readonly #lastRebirth = new Map<string, number>();
   readonly #counts = { messages: 0, samples: 0, droppedMessages: 0, droppedValues: 0, rebirthRequests: 0 };
   #lastMessageAt = 0;
+  #markers: ConnectionMarkers | undefined;
+  /** Tags this source has delivered: marked BadNoCommunication when the broker connection drops. */
+  readonly #seenTags = new Set<string>();
 
   constructor(
     private readonly cfg: MqttSourceConfig,
@@ -69,6 +75,7 @@ export class MqttSource implements Component {
       const decoder = new JsonDecoder(this.cfg, this.name);
       this.#decode = (topic, payload, arrival) => decoder.decode(topic, payload, arrival);
     }
+    this.#markers = new ConnectionMarkers(this.ctx.bus, this.name);
     const metrics = this.#metrics;
     this.#connection = new BrokerConnection({
       broker: this.broker,
@@ -80,6 +87,8 @@ export class MqttSource implements Component {
         onConnect: (client, connack) => this.#subscribe(client, connack),
         onDisconnect: () => {
           this.#subscribed = false;
+          // Values held from before are not current while the broker is out of reach.
+          if (!this.#stopped) this.#markers?.lost(this.#seenTags);
         },
         onMessage: (topic, payload) => this.#onMessage(topic, payload),
       },
@@ -162,7 +171,12 @@ export class MqttSource implements Component {
       }
       const result = decode(topic, payload, now);
       for (const problem of result.problems) this.#problem(topic, payload, problem);
+      if ('stale' in result && result.stale && result.stale.length > 0) this.#markers?.lost(result.stale);
       if (result.samples.length > 0) {
+        for (const sample of result.samples) {
+          this.#markers?.adjust(sample);
+          if (this.#seenTags.size < MAX_SEEN_TAGS) this.#seenTags.add(sample.tag);
+        }
         this.ctx.bus.publish(result.samples);
         this.#counts.samples += result.samples.length;
         metrics.samples(result.samples.length);

@@ -43,6 +43,11 @@ export type SparkplugEvent = 'node_birth' | 'device_birth' | 'node_death' | 'dev
 
 export interface SparkplugResult extends DecodeResult {
   events: SparkplugEvent[];
+  /**
+   * Tags whose values are stale from now on (spec: on NDEATH/DDEATH a host marks every metric of that node or device
+   * stale): the source publishes a BadNoCommunication marker for each.
+   */
+  stale?: string[];
   /** The edge node whose session the host lost track of: a rebirth request would resynchronize it. */
   rebirth?: { group: string; node: string; reason: string };
 }
@@ -114,7 +119,11 @@ export class SparkplugDecoder {
         if (seq !== undefined) this.#checkSeq(session, seq, arrivalMs, result);
         if (parsed.type === 'DBIRTH') this.#deviceBirth(session, parsed.device!, decoded, ts, result);
         else if (parsed.type === 'DDEATH') {
-          if (session.devices.delete(parsed.device!)) result.events.push('device_death');
+          const table = session.devices.get(parsed.device!);
+          if (table && session.devices.delete(parsed.device!)) {
+            result.events.push('device_death');
+            result.stale = this.#tagsOf(session, parsed.device, table);
+          }
         } else if (parsed.type === 'NDATA') this.#data(session, undefined, session.metrics, decoded, ts, result);
         else {
           const table = session.devices.get(parsed.device!);
@@ -178,6 +187,10 @@ export class SparkplugDecoder {
     }
     this.#nodes.delete(key);
     result.events.push('node_death');
+    result.stale = [
+      ...this.#tagsOf(session, undefined, session.metrics),
+      ...[...session.devices].flatMap(([device, table]) => this.#tagsOf(session, device, table)),
+    ];
   }
 
   #deviceBirth(session: NodeSession, device: string, payload: RawPayload, ts: number, result: SparkplugResult): void {
@@ -230,9 +243,18 @@ export class SparkplugDecoder {
       result.problems.push({ reason: value.reason, scope: 'value', detail: `${def.name}: ${value.reason.replace('_', ' ')}` });
       return;
     }
-    const tag = `${this.options.tagPrefix}${session.group}.${session.node}${device === undefined ? '' : `.${device}`}.${def.name}`;
+    const tag = this.#tagName(session, device, def.name);
     const sample: TagSample = { tag, value: value.value, ts: validTime(int64(m.timestamp)) ?? ts, quality: 'good', source: this.options.source };
     result.samples.push(sample);
+  }
+
+  #tagName(session: NodeSession, device: string | undefined, metric: string): string {
+    return `${this.options.tagPrefix}${session.group}.${session.node}${device === undefined ? '' : `.${device}`}.${metric}`;
+  }
+
+  /** The tags of a node's or device's metrics (its birth certificate), control metrics excepted. */
+  #tagsOf(session: NodeSession, device: string | undefined, table: MetricTable): string[] {
+    return [...table.byName.keys()].filter((name) => !isControlMetric(name)).map((name) => this.#tagName(session, device, name));
   }
 
   #checkSeq(session: NodeSession, seq: number, nowMs: number, result: SparkplugResult): void {

@@ -156,6 +156,7 @@ export class OpcuaSource implements Component {
         this.#connection = undefined;
         this.#connectedSince = undefined;
         this.#setSession('disconnected');
+        if (!signal.aborted) this.#sink?.connectionLost();
         await connection.close();
         if (signal.aborted) break;
         this.#lastError = reason;
@@ -164,6 +165,8 @@ export class OpcuaSource implements Component {
       }
       if (signal.aborted) break;
       this.#setSession('disconnected');
+      // Not connected (also when the first attempt failed): values held from before are not current.
+      this.#sink?.connectionLost();
       const delay = backoff.next();
       this.#log.debug({ delayMs: delay, attempt: backoff.attempts }, 'next connect attempt');
       await sleep(delay, signal).catch(() => undefined);

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { ConnectionMarkers } from '../../core/connection-markers.js';
 import type { TagBus } from '../../core/tag-bus.js';
 import type { TagSample } from '../../core/tag-sample.js';
 import type { OpcuaTagConfig } from './config.js';
@@ -16,6 +17,7 @@ export class SampleSink {
   #bad = 0;
   #uncertain = 0;
   #overflow = 0;
+  readonly #markers: ConnectionMarkers;
 
   constructor(
     private readonly tags: readonly OpcuaTagConfig[],
@@ -24,7 +26,18 @@ export class SampleSink {
     private readonly metrics: SourceMetrics,
     private readonly bus: TagBus,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.#markers = new ConnectionMarkers(bus, source);
+  }
+
+  /**
+   * The session is gone (or could not be opened): every tag is marked BadNoCommunication now, so a model's window
+   * does not hold the last values across the outage.
+   */
+  connectionLost(): void {
+    this.flush();
+    this.#markers.lost(this.tags.map((t) => t.tag));
+  }
 
   /**
    * Takes one mapped value of tag `index`. `statusKind` says how a configuration status degrades the tag: `status`
@@ -33,10 +46,12 @@ export class SampleSink {
   accept(index: number, mapped: Mapped, now: number, statusKind: 'status' | 'read'): void {
     if (mapped.kind === 'sample') {
       const cfg = this.tags[index]!;
-      this.#batch.push({
+      const sample: TagSample = {
         tag: cfg.tag, value: mapped.value, ts: mapped.ts, quality: mapped.quality,
         statusCode: mapped.statusCode, statusName: mapped.statusName, source: this.source,
-      });
+      };
+      this.#markers.adjust(sample);
+      this.#batch.push(sample);
       this.board.touch(index, now);
       if (mapped.quality === 'bad') this.#bad++;
       else if (mapped.quality === 'uncertain') this.#uncertain++;
