@@ -8,6 +8,7 @@ import { loadConfigFile } from './config/load.js';
 import { exampleConfig } from './config/example-config.js';
 import { jsonSchemaText } from './config/json-schema.js';
 import { summarizeConfig } from './config/summary.js';
+import { outputsCommand } from './outputs-command.js';
 
 export const DEFAULT_CONFIG = '/etc/lineguard/lineguard.yaml';
 
@@ -130,7 +131,7 @@ async function contributedCommands(): Promise<CliCommand[]> {
   return [opcua.pkiCommand, opcua.browseCommand, runtime.modelCommand];
 }
 
-const OWN_COMMANDS = [runCommand, checkConfigCommand, exampleConfigCommand, schemaCommand, demoCommand];
+const OWN_COMMANDS = [runCommand, checkConfigCommand, exampleConfigCommand, schemaCommand, demoCommand, outputsCommand];
 
 function help(commands: CliCommand[]): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -4,6 +4,7 @@ import { SampleBuffer } from '../buffer/index.js';
 import { OpcuaSource } from '../connectors/opcua/index.js';
 import { MqttAlertSink, MqttSource } from '../connectors/mqtt/index.js';
 import { ModelRunner } from '../runtime/index.js';
+import { SourceWatch } from './source-watch.js';
 
 /**
  * What the daemon runs for a config: one entry per component, in start order, each with the slice of the config
@@ -90,6 +91,18 @@ export function planComponents(config: Config, baseDir: string): PlannedComponen
       fingerprint: fingerprint(source, broker),
       dependsOn: [],
       create: (ctx) => new MqttSource(source, broker, ctx),
+    });
+  }
+  const sources = plan.filter((p) => p.name.startsWith('opcua/') || p.name.startsWith('mqtt-source/')).map((p) => p.name);
+  if (sources.length > 0) {
+    plan.push({
+      name: 'source-watch',
+      fingerprint: fingerprint(config.gateway.sourceUnavailable, sources),
+      // Not dependent on the sources: it looks them up by name at every check, so a restarted source is seen as it is.
+      dependsOn: [BUFFER],
+      create: (ctx, running) => new SourceWatch(
+        config.gateway.sourceUnavailable, sources, (name) => running.get(name)?.health(), requireBuffer(running).outbox, ctx,
+      ),
     });
   }
   return plan;

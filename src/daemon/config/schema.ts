@@ -18,6 +18,20 @@ export const GatewaySectionSchema = Section(
       description: 'Where the gateway keeps its state: SQLite buffer, OPC UA PKI, TensorRT engine cache.',
       default: '/var/lib/lineguard',
     }),
+    sourceUnavailable: Section(
+      {
+        enabled: Type.Boolean({ description: 'Raise a source_unavailable alert for a source that stays down.', default: true }),
+        afterMs: Type.Integer({
+          description: 'How long a source (OPC UA server, MQTT source) may be down before source_unavailable is raised; cleared when it is back.',
+          minimum: 1000, maximum: 2_147_483_647, default: 60000,
+        }),
+        severity: Type.Union(
+          [Type.Literal('critical'), Type.Literal('major'), Type.Literal('minor'), Type.Literal('warning'), Type.Literal('info')],
+          { description: 'Severity of the source_unavailable alert.', default: 'major' },
+        ),
+      },
+      { description: 'The source_unavailable alert (docs/alert-payload.md): silence from a source is not health.', default: {} },
+    ),
   },
   { description: 'Who this gateway is and where it keeps its state.' },
 );
