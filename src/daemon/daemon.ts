@@ -3,17 +3,49 @@ import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { Component, ComponentHealth } from '../core/component.js';
 import { gauge, counter } from '../core/metrics.js';
+import { MqttAlertSink } from '../connectors/mqtt/index.js';
 import { SourceClocks } from '../core/source-clock.js';
 import { TagBus } from '../core/tag-bus.js';
 import { registerSourceClockMetrics } from './source-clock-metrics.js';
 import type { Config } from './config/schema.js';
 import { loadConfigFile } from './config/load.js';
 import { planComponents, type PlannedComponent } from './component-plan.js';
+import { GatewayHealth, roleOf, type ComponentRole, type ComponentStatus, type GatewayState } from './gateway-health.js';
 import { HealthServer, type HealthReport } from './health-server.js';
 import type { SecretRedactor } from './logger.js';
 
-/** How long one component may take to stop before the daemon moves on (the whole stop stays under 10 s). */
+/** How long one component may take to stop during a reload before the daemon moves on. */
 const STOP_TIMEOUT_MS = 4_000;
+/**
+ * A clean stop, phase by phase. Components that watch others go first. Sources stop in parallel (a PLC that does not answer holds its own stop for up to
+ * ~4.5 s; four of them one after another used to use up the whole deadline), then the models (they may still enqueue
+ * an alert), then the sink (it gets its in-flight PUBACKs and publishes the offline status). A component that overruns
+ * its phase's bound is logged and left behind. The buffer comes last, always runs whatever the phases before did, and
+ * is waited for without a bound of its own (its final commit and the outbox close are what must not be lost): it has
+ * what is left of the budget.
+ */
+const STOP_PHASES: ReadonlyArray<{ roles: readonly ComponentRole[]; timeoutMs?: number }> = [
+  // Watchers (source-watch) first: a source stopping must not look like a source going down.
+  { roles: ['other'], timeoutMs: 1_000 },
+  { roles: ['source'], timeoutMs: 5_000 },
+  { roles: ['model'], timeoutMs: 4_000 },
+  { roles: ['sink'], timeoutMs: 4_000 },
+  { roles: ['buffer'] },
+];
+/** Time kept for the buffer's final commit and close within the budget (it takes well under a second). */
+const BUFFER_STOP_ALLOWANCE_MS = 2_000;
+/**
+ * Bound on Daemon.stop(): the phases above. run-daemon's hard deadline adds a margin, and both stay under the unit's
+ * TimeoutStopSec=20 s (systemd/lineguard.service), after which systemd would SIGKILL us mid-commit.
+ */
+export const STOP_BUDGET_MS = STOP_PHASES.reduce((sum, p) => sum + (p.timeoutMs ?? 0), 0) + BUFFER_STOP_ALLOWANCE_MS;
+/**
+ * How long the gateway may say `starting` (sources connecting, models filling their first window) before a component
+ * still starting counts as degraded.
+ */
+const WARM_UP_GRACE_MS = 120_000;
+/** How often the daemon looks whether the warm-up is over, to log it once. */
+const WARM_UP_CHECK_MS = 1_000;
 /**
  * How long one component's start() may take before the daemon reports it down and starts the next one. Components
  * bound their own start (a connector gives up waiting for its server after its connect timeout), so this only
@@ -26,11 +58,15 @@ interface Running {
   component: Component | undefined;
   /** Set when the component could not be created or started: shown in /healthz. */
   failure?: string;
+  /** performance.now() when it was started. */
+  startedAt: number;
 }
 
 export interface DaemonOptions {
   /** Bound on one component's start(), ms (default 30 s). */
   startTimeoutMs?: number;
+  /** How long the gateway may be `starting` before components still starting count as degraded, ms (default 120 s). */
+  warmUpGraceMs?: number;
 }
 
 export interface ReloadResult {
@@ -66,6 +102,9 @@ export class Daemon {
   readonly #startTimeoutMs: number;
   readonly #reloads;
   readonly #componentUp;
+  readonly #gatewayState;
+  readonly #gatewayHealth: GatewayHealth;
+  #warmUpTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly configFile: string,
@@ -75,6 +114,7 @@ export class Daemon {
     options: DaemonOptions = {},
   ) {
     this.#startTimeoutMs = options.startTimeoutMs ?? START_TIMEOUT_MS;
+    this.#gatewayHealth = new GatewayHealth({ warmUpGraceMs: options.warmUpGraceMs ?? WARM_UP_GRACE_MS });
     this.#config = loaded.config;
     this.#baseDir = loaded.baseDir;
     this.redactor.set(loaded.secrets);
@@ -90,6 +130,10 @@ export class Daemon {
     this.#componentUp = gauge(this.registry, {
       name: 'lineguard_component_up', help: '1 when the component is up, 0.5 degraded, 0 otherwise.', labelNames: ['component'],
       // Set by health(), which the HTTP server runs before every scrape of /metrics, so it is never stale.
+    });
+    this.#gatewayState = gauge(this.registry, {
+      name: 'lineguard_gateway_state', help: '1 for the state the gateway is in (starting, up, degraded, down; README "Observability"), 0 for the others.',
+      labelNames: ['state'],
     });
     gauge(this.registry, { name: 'lineguard_build_info', help: 'Version of the running gateway.', labelNames: ['version', 'node'] })
       .set({ version: process.env.npm_package_version ?? '0.1.0', node: process.version }, 1);
@@ -117,7 +161,28 @@ export class Daemon {
       if (this.#abort.signal.aborted) return;
       await this.#startOne(plan);
     }
+    this.#gatewayHealth.startFinished();
     this.log.info({ components: [...this.#running.keys()], stateDir: this.#config.gateway.stateDir }, 'gateway started');
+    this.#watchWarmUp();
+  }
+
+  /** Logs once when the warm-up is over (every component left `starting`, or the grace passed), with the verdict. */
+  #watchWarmUp(): void {
+    const check = (): void => {
+      if (this.#abort.signal.aborted) return;
+      const report = this.health();
+      if (!this.#gatewayHealth.warmedUp) {
+        this.#warmUpTimer = setTimeout(check, WARM_UP_CHECK_MS);
+        this.#warmUpTimer.unref();
+        return;
+      }
+      this.#warmUpTimer = undefined;
+      const warmUpS = Math.round((this.#gatewayHealth.warmUpMs ?? 0) / 100) / 10;
+      const fields = { health: report.status, warmUpS, ...(report.reasons.length > 0 ? { reasons: report.reasons } : {}) };
+      if (report.status === 'up') this.log.info(fields, 'gateway warmed up: every component is up');
+      else this.log.warn(fields, `gateway warmed up but ${report.status}: ${report.reasons.join('; ')}`);
+    };
+    check();
   }
 
   /**
@@ -232,39 +297,63 @@ export class Daemon {
     return result;
   }
 
-  /** Stops every component in reverse start order, each bounded in time. Idempotent. */
+  /**
+   * Stops everything within STOP_BUDGET_MS: sources in parallel, then models, then the sink, then the buffer (final
+   * commit, outbox closed), each phase bounded (STOP_PHASES); a component that overruns its phase is left to finish
+   * in the background and logged. Idempotent.
+   */
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
+      const t0 = performance.now();
       this.#abort.abort(new Error('gateway stopping'));
-      // A start or reload in progress gives up at the abort; wait for it so the loop below sees every component.
+      clearTimeout(this.#warmUpTimer);
+      // A start or reload in progress gives up at the abort; wait for it so the phases below see every component.
       await this.#starting?.catch(() => undefined);
       await (this.#reloadAgain ?? this.#reloading)?.catch(() => undefined);
+      for (const phase of STOP_PHASES) {
+        const names = [...this.#running.keys()].filter((name) => phase.roles.includes(roleOf(name)));
+        if (names.length > 0) await Promise.all(names.map((name) => this.#stopOne(name, phase.timeoutMs)));
+      }
+      // Anything a phase did not name (none today): stopped last, still bounded.
       for (const name of [...this.#running.keys()].reverse()) await this.#stopOne(name);
       await this.#http?.stop();
-      this.log.info({ uptimeS: Math.round((Date.now() - this.#startedAt) / 1000) }, 'gateway stopped');
+      this.log.info({ uptimeS: Math.round((Date.now() - this.#startedAt) / 1000), stopMs: Math.round(performance.now() - t0) }, 'gateway stopped');
     })();
     return this.#stopping;
   }
 
+  /**
+   * The gateway's state and every component's (README "Observability"; the rules are in gateway-health.ts). Also sets
+   * the gauges derived from health: the HTTP server calls this before every scrape of /metrics.
+   */
   health(): HealthReport {
     const components: Record<string, ComponentHealth> = {};
-    const reasons: string[] = [];
+    const statuses: ComponentStatus[] = [];
+    const now = performance.now();
     for (const [name, running] of this.#running) {
       let health: ComponentHealth;
-      if (running.failure || !running.component) health = { state: 'down', reason: running.failure ?? 'not started' };
+      let undeliverable: string | undefined;
+      const component = running.component;
+      if (running.failure || !component) health = { state: 'down', reason: running.failure ?? 'not started' };
       else {
         try {
-          health = running.component.health();
+          health = component.health();
+          if (component instanceof MqttAlertSink) undeliverable = component.undeliverable();
         } catch (err) {
           health = { state: 'down', reason: `health check failed: ${(err as Error).message}` };
         }
       }
+      const role = roleOf(name);
+      // A sink that could not even be created or started will deliver nothing: no bound to wait for.
+      if (role === 'sink' && running.failure) undeliverable = `the alert sink did not start: ${running.failure}`;
       components[name] = health;
+      statuses.push({ name, role, health, startedMsAgo: now - running.startedAt, ...(undeliverable ? { undeliverable } : {}) });
       this.#componentUp.set({ component: name }, health.state === 'up' ? 1 : health.state === 'degraded' ? 0.5 : 0);
-      if (health.state !== 'up') reasons.push(`${name} is ${health.state}${health.reason ? `: ${health.reason}` : ''}`);
     }
+    const { status, reasons } = this.#gatewayHealth.assess(statuses);
+    for (const state of GATEWAY_STATES) this.#gatewayState.set({ state }, state === status ? 1 : 0);
     return {
-      status: reasons.length === 0 ? 'up' : 'down',
+      status,
       gateway: this.#config.gateway.id,
       uptimeS: Math.round((Date.now() - this.#startedAt) / 1000),
       reasons,
@@ -301,7 +390,7 @@ export class Daemon {
   async #startOne(plan: PlannedComponent): Promise<void> {
     const [kind, instance] = plan.name.includes('/') ? plan.name.split('/', 2) : [plan.name, undefined];
     const log = this.log.child({ component: kind, ...(instance ? { instance } : {}) });
-    const running: Running = { plan, component: undefined };
+    const running: Running = { plan, component: undefined, startedAt: performance.now() };
     this.#running.set(plan.name, running);
     const failed = (err: unknown): void => {
       running.failure = (err as Error).message;
@@ -367,18 +456,19 @@ export class Daemon {
     }
   }
 
-  async #stopOne(name: string): Promise<void> {
+  /** Stops one component, waiting at most `timeoutMs` (no bound when undefined: the buffer at shutdown). */
+  async #stopOne(name: string, timeoutMs: number | undefined = STOP_TIMEOUT_MS): Promise<void> {
     const running = this.#running.get(name);
     this.#running.delete(name);
     this.#componentUp.remove({ component: name });
     if (!running?.component) return;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), STOP_TIMEOUT_MS);
+      if (timeoutMs !== undefined) timer = setTimeout(() => resolve('timeout'), timeoutMs);
     });
     try {
       const outcome = await Promise.race([running.component.stop().then(() => 'stopped' as const), timeout]);
-      if (outcome === 'timeout') this.log.warn({ component: name, timeoutMs: STOP_TIMEOUT_MS }, 'component did not stop in time; moving on');
+      if (outcome === 'timeout') this.log.warn({ component: name, timeoutMs }, 'component did not stop in time; moving on');
     } catch (err) {
       this.log.error({ err, component: name }, 'component failed to stop cleanly');
     } finally {
@@ -386,6 +476,8 @@ export class Daemon {
     }
   }
 }
+
+const GATEWAY_STATES: readonly GatewayState[] = ['starting', 'up', 'degraded', 'down'];
 
 function refusedReload(reason: string): ReloadResult {
   return { ok: false, errors: [reason], restarted: [], stopped: [], started: [], unchanged: [] };

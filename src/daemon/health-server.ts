@@ -4,12 +4,14 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { SourceClockState } from '../core/source-clock.js';
 import type { ComponentHealth } from '../core/component.js';
+import type { GatewayState } from './gateway-health.js';
 
 export interface HealthReport {
-  status: 'up' | 'down';
+  /** The gateway as a whole (README "Observability"): only `down` answers 503. */
+  status: GatewayState;
   gateway: string;
   uptimeS: number;
-  /** Why the gateway is not up: one line per component that is not. */
+  /** Why the gateway is not up: what stops it doing its job first, then one line per component that is not up. */
   reasons: string[];
   components: Record<string, ComponentHealth>;
   /** Every source's clock: offset, steps, restamped samples (src/core/source-clock.ts). */
@@ -17,8 +19,9 @@ export interface HealthReport {
 }
 
 /**
- * `/metrics` (Prometheus text format) and `/healthz` (JSON; 200 when every component is up, 503 with the reasons
- * otherwise). Bound to localhost by default: it tells anyone who can reach it what the plant runs.
+ * `/metrics` (Prometheus text format) and `/healthz` (JSON: the gateway's state, every component's state and reason;
+ * HTTP 200 for starting, up and degraded, 503 only for down — the gateway cannot do its job). Bound to localhost by
+ * default: it tells anyone who can reach it what the plant runs.
  */
 export class HealthServer {
   #server: Server | undefined;
@@ -59,7 +62,9 @@ export class HealthServer {
         try {
           const report = this.report();
           body = `${JSON.stringify(report, null, 2)}\n`;
-          status = report.status === 'up' ? 200 : 503;
+          // 200 for starting, up and degraded: a load balancer or a watchdog acting on 503 must act only when the
+          // gateway cannot do its job, not for a bad tag or a warm-up.
+          status = report.status === 'down' ? 503 : 200;
         } catch (err) {
           // A throw here would be an uncaught exception, and stop the gateway for a broken health detail.
           this.log.error({ err }, 'health report failed');

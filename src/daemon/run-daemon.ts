@@ -3,16 +3,25 @@ import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { EXIT, type CliIo } from '../core/cli-command.js';
 import { loadConfigFile } from './config/load.js';
-import { Daemon } from './daemon.js';
+import { Daemon, STOP_BUDGET_MS } from './daemon.js';
 import { createLogger, SecretRedactor } from './logger.js';
 import { SystemdNotifier } from './systemd-notify.js';
 
-/** Hard bound on shutdown: systemd's default TimeoutStopSec is 90 s, ours is 10 s. */
-const SHUTDOWN_DEADLINE_MS = 10_000;
+/**
+ * Hard bound on shutdown: the daemon's own stop budget plus a margin, under the unit's TimeoutStopSec=20 s
+ * (systemd/lineguard.service). It only fires if a stop phase hangs past its bound, which Daemon.stop() prevents.
+ */
+const SHUTDOWN_DEADLINE_MS = STOP_BUDGET_MS + 2_000;
+/**
+ * After a clean stop, the process should exit on its own. A library that keeps a socket or timer alive (a node-opcua
+ * client still connecting to an unreachable PLC after its source gave up waiting for it) would hold it until systemd
+ * kills it: by then the buffer is committed and closed, so exit anyway.
+ */
+const EXIT_LINGER_MS = 1_000;
 
 /**
  * `lineguard run`: the process around the Daemon — config at start, logger, signals, file watch, systemd
- * notify and watchdog, and a shutdown that always ends within 10 s.
+ * notify and watchdog, and a shutdown that always ends within the unit's TimeoutStopSec.
  */
 export async function runDaemon(configFile: string, io: CliIo): Promise<number> {
   const loaded = loadConfigFile(configFile);
@@ -109,8 +118,11 @@ export async function runDaemon(configFile: string, io: CliIo): Promise<number> 
       loop.reset();
       return !stalled;
     });
-    notifier.ready(`running: ${daemon.health().status}`);
-    log.info({ http: daemon.httpPort, health: daemon.health().status }, 'lineguard ready');
+    // Usually `starting` here: sources may still be connecting and models filling their first window. The daemon logs
+    // again when the warm-up is over ("gateway warmed up").
+    const { status } = daemon.health();
+    notifier.ready(`running: ${status}`);
+    log.info({ http: daemon.httpPort, health: status }, 'lineguard ready');
   }
 
   await finished;
@@ -121,6 +133,7 @@ export async function runDaemon(configFile: string, io: CliIo): Promise<number> 
   process.off('unhandledRejection', onFatal);
   log.info({ exitCode }, 'lineguard exiting');
   await new Promise<void>((resolve) => log.flush(() => resolve()));
+  setTimeout(() => process.exit(exitCode), EXIT_LINGER_MS).unref();
   return exitCode;
 }
 

@@ -57,7 +57,7 @@ describe('lineguard run', () => {
     expect(daemon.rawStdout.length).toBeGreaterThan(3);
     for (const raw of daemon.rawStdout) expect(() => JSON.parse(raw)).not.toThrow();
     const started = daemon.lines.find((l) => l.msg === 'gateway started')!;
-    expect(started.components).toEqual(['buffer', 'mqtt-sink', 'mqtt-source/a', 'mqtt-source/b']);
+    expect(started.components).toEqual(['buffer', 'mqtt-sink', 'mqtt-source/a', 'mqtt-source/b', 'source-watch']);
   });
 
   it('/healthz shows every component, 200 when all are up', async () => {
@@ -67,13 +67,13 @@ describe('lineguard run', () => {
     do {
       res = await fetch(`${baseUrl}/healthz`);
       body = (await res.json()) as typeof body;
-      if (res.status === 200) break;
+      if (body.status === 'up') break;
       await new Promise((r) => setTimeout(r, 250));
     } while (Date.now() < deadline);
     expect(body.reasons).toEqual([]);
     expect(res.status).toBe(200);
     expect(body.status).toBe('up');
-    expect(Object.keys(body.components).sort()).toEqual(['buffer', 'mqtt-sink', 'mqtt-source/a', 'mqtt-source/b']);
+    expect(Object.keys(body.components).sort()).toEqual(['buffer', 'mqtt-sink', 'mqtt-source/a', 'mqtt-source/b', 'source-watch']);
     expect(JSON.stringify(body)).not.toContain(SECRET);
   });
 
@@ -113,7 +113,7 @@ describe('lineguard run', () => {
     expect(reloaded.restarted).toEqual(['mqtt-source/b']);
     expect(reloaded.started).toEqual([]);
     expect(reloaded.stopped).toEqual([]);
-    expect(reloaded.unchanged).toBe(3);
+    expect(reloaded.unchanged).toBe(4);
     expect(daemon.since(from).some((l) => l.component === 'mqtt-source' && l.instance === 'a' && /stop/i.test(l.msg))).toBe(false);
   });
 
