@@ -16,9 +16,11 @@ export interface AlertOutboxOptions {
   metrics?: Registry;
   /**
    * Called when a commit fails because the disk is full. It should free room (the sample buffer deletes the
-   * oldest samples) and return true when it did, so telemetry goes before alerts.
+   * oldest samples, and lends the outbox its disk reserve) and return true when it did, so telemetry goes before alerts.
    */
   makeRoom?: () => boolean;
+  /** Called after each committed enqueue (the sample buffer keeps the WAL within the free space). */
+  afterCommit?: () => void;
   /** Clock, for tests. */
   now?: () => number;
 }
@@ -32,6 +34,12 @@ const DISK_FULL_ATTEMPTS = 8;
 
 type Row = { seq: number; enqueued_at: number; attempts: number; payload: string };
 
+/** Why an alert never reached the outbox or left it undelivered: the reason label of the drop counter. */
+export type LostReason = 'outbox_full' | 'disk_full' | 'write_error' | 'too_large';
+
+/** Alert events remembered as reported lost, so a second report of one is not counted twice. */
+const LOST_REMEMBERED = 1024;
+
 /**
  * The durable alert outbox in the `alert_outbox` table of the buffer database.
  *
@@ -41,11 +49,15 @@ type Row = { seq: number; enqueued_at: number; attempts: number; payload: string
  * - Delivery order is `seq` order; `seq` is never reused (AUTOINCREMENT).
  * - When full, the policy is: telemetry goes before alerts. The outbox has its own bounds (`maxAlerts`,
  *   `maxBytes`); samples never count against them, so a flood of samples can never push an alert out. When an
- *   enqueue hits a full disk (SQLITE_FULL), `makeRoom` is asked to delete the oldest samples and the commit is
- *   retried; only when that frees nothing are the oldest waiting alerts dropped to fit the new one, and only when
- *   even that fails does `enqueue` throw. When the outbox's own bound is reached, the oldest waiting alert is
- *   dropped (the newest state of the plant is worth more than the oldest). Every dropped alert is counted
- *   (`droppedCount`, `lineguard_buffer_dropped_alerts_total{reason}`) and logged with its ids.
+ *   enqueue hits a full disk (SQLITE_FULL), `makeRoom` is asked for room (the sample buffer checkpoints, deletes the
+ *   oldest samples, and lends its disk reserve) and the commit is retried; only when that frees nothing are the
+ *   oldest waiting alerts dropped to fit the new one, and only when even that fails does `enqueue` throw. When the
+ *   outbox's own bound is reached, the oldest waiting alert is dropped (the newest state of the plant is worth more
+ *   than the oldest).
+ * - Counting: `droppedCount` and `lineguard_buffer_dropped_alerts_total{reason}` count alert events lost, each
+ *   logged once with its alertId: those dropped after they were accepted, and those the producer reports with
+ *   `reportLost` when it gives up one the outbox refused. A refused enqueue is not counted by itself: the runtime
+ *   retries it (with a new event) on the next inference, and a retry is not a loss.
  *
  * One instance owns the table at a time: depth and size are kept in memory from the open onwards.
  * The connection it is given is used with per-statement `synchronous` changes; give it its own connection.
@@ -75,6 +87,10 @@ export class SqliteAlertOutbox implements AlertOutbox {
   #depth: number;
   #bytes: number;
   #dropped = 0;
+  /** Why the last enqueue was refused, for `reportLost` without a reason; undefined after a success. */
+  #lastRefusal: LostReason | undefined;
+  #refusing = false;
+  readonly #reportedLost = new Set<string>();
   #closed = false;
 
   /**
@@ -124,6 +140,7 @@ export class SqliteAlertOutbox implements AlertOutbox {
         log: options.log ?? pino({ level: 'silent' }),
         ...(options.metrics ? { metrics: options.metrics } : {}),
         ...(options.makeRoom ? { makeRoom: options.makeRoom } : {}),
+        ...(options.afterCommit ? { afterCommit: options.afterCommit } : {}),
         ...(options.now ? { now: options.now } : {}),
       });
       outbox.#ownsDb = true;
@@ -139,8 +156,9 @@ export class SqliteAlertOutbox implements AlertOutbox {
     const payload = JSON.stringify(alert);
     const bytes = Buffer.byteLength(payload);
     if (bytes > this.#options.maxBytes) {
-      this.#countDrop('outbox_full', 1);
-      throw new RangeError(`alert ${alert.eventId} is ${bytes} bytes, more than the outbox holds (${this.#options.maxBytes})`);
+      throw this.#refused(
+        alert, 'too_large', new RangeError(`alert ${alert.eventId} is ${bytes} bytes, more than the outbox holds (${this.#options.maxBytes})`),
+      );
     }
     const enqueuedAt = this.#now();
     let seq: number | undefined;
@@ -148,20 +166,20 @@ export class SqliteAlertOutbox implements AlertOutbox {
       try {
         seq = this.#commitInsert(alert, payload, bytes, enqueuedAt, rule);
       } catch (err) {
-        if (!isFullError(err) || attempt >= DISK_FULL_ATTEMPTS) {
-          this.#countDrop(isFullError(err) ? 'disk_full' : 'write_error', 1);
-          this.#options.log.error({ err, eventId: alert.eventId, alertId: alert.alertId }, 'cannot store alert in the outbox');
-          throw err;
-        }
-        // Telemetry first: ask the sample buffer to delete old samples for as long as it can; only when it has
-        // nothing left to give, drop the oldest waiting alerts.
+        if (!isFullError(err) || attempt >= DISK_FULL_ATTEMPTS) throw this.#refused(alert, isFullError(err) ? 'disk_full' : 'write_error', err);
+        // Telemetry first: ask the sample buffer for room for as long as it has some; only when it has nothing
+        // left to give, drop the oldest waiting alerts.
         if (this.#options.makeRoom?.()) continue;
-        if (this.#dropOldest(DISK_FULL_DROP_BATCH, 'disk_full') === 0) {
-          this.#countDrop('disk_full', 1);
-          this.#options.log.error({ err, eventId: alert.eventId, alertId: alert.alertId }, 'disk full: cannot store alert');
-          throw err;
-        }
+        if (this.#dropOldest(DISK_FULL_DROP_BATCH, 'disk_full') === 0) throw this.#refused(alert, 'disk_full', err);
       }
+    }
+    if (this.#refusing) this.#options.log.info({ eventId: alert.eventId, alertId: alert.alertId }, 'the outbox stores alerts again');
+    this.#refusing = false;
+    this.#lastRefusal = undefined;
+    try {
+      this.#options.afterCommit?.();
+    } catch (err) {
+      this.#options.log.error({ err }, 'outbox after-commit hook failed');
     }
     this.#metrics?.enqueued.inc();
     this.#updateGauges();
@@ -174,6 +192,20 @@ export class SqliteAlertOutbox implements AlertOutbox {
       }
     }
     return entry;
+  }
+
+  /**
+   * The producer gave up an alert the outbox refused (its enqueue threw and it will not be tried again, e.g. the
+   * condition behind it went away while the disk was full): counts it as lost and logs it once with its alertId.
+   * `reason` defaults to why the last enqueue was refused. Reporting the same event again does nothing.
+   */
+  reportLost(alert: Pick<AlertEvent, 'eventId' | 'alertId' | 'state'>, reason?: LostReason): void {
+    if (this.#reportedLost.has(alert.eventId)) return;
+    this.#reportedLost.add(alert.eventId);
+    if (this.#reportedLost.size > LOST_REMEMBERED) this.#reportedLost.delete(this.#reportedLost.values().next().value!);
+    const why = reason ?? this.#lastRefusal ?? 'write_error';
+    this.#options.log.error({ eventId: alert.eventId, alertId: alert.alertId, state: alert.state, reason: why }, 'alert lost: it could not be stored in the outbox');
+    this.#countDrop(why, 1);
   }
 
   loadRuleState(key: string): string | undefined {
@@ -252,7 +284,7 @@ export class SqliteAlertOutbox implements AlertOutbox {
     };
   }
 
-  /** Alerts this instance dropped since it was opened (outbox bound reached or disk full). */
+  /** Alert events lost since this instance was opened: dropped from the outbox, or reported with `reportLost`. */
   get droppedCount(): number {
     return this.#dropped;
   }
@@ -351,6 +383,19 @@ export class SqliteAlertOutbox implements AlertOutbox {
     }
     this.#countDrop(reason, rows.length);
     this.#updateGauges();
+  }
+
+  /**
+   * An enqueue that throws: logged (the first of a run at warn, the producer's retries at debug), remembered for
+   * `reportLost`, not counted as lost (the producer retries it). Returns `err` for the caller to throw.
+   */
+  #refused(alert: AlertEvent, reason: LostReason, err: unknown): unknown {
+    this.#lastRefusal = reason;
+    const fields = { err, eventId: alert.eventId, alertId: alert.alertId, reason, code: errorCode(err) };
+    if (this.#refusing) this.#options.log.debug(fields, 'the outbox refused an alert');
+    else this.#options.log.warn(fields, 'the outbox refuses alerts: cannot store them');
+    this.#refusing = true;
+    return err;
   }
 
   #countDrop(reason: string, n: number): void {

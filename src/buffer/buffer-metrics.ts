@@ -20,6 +20,8 @@ export interface SampleMetrics {
   prunedRows: Counter<'reason'>;
   writeErrors: Counter<'code'>;
   pendingRows: Gauge;
+  walCheckpoints: Counter<'reason' | 'result'>;
+  diskReserveBytes: Gauge;
 }
 
 export function outboxMetrics(registry: Registry): OutboxMetrics {
@@ -31,7 +33,11 @@ export function outboxMetrics(registry: Registry): OutboxMetrics {
     }),
     droppedAlerts: counter(registry, {
       name: 'lineguard_buffer_dropped_alerts_total',
-      help: 'Alerts dropped: outbox_full (count or size bound reached; the oldest goes), disk_full, write_error (e.g. read-only file system).',
+      help:
+        'Alert events lost (never delivered), each logged once with its alertId: outbox_full (count or size bound ' +
+        'reached; the oldest waiting goes), disk_full (the oldest waiting dropped to fit a newer one once the disk ' +
+        'reserve was used up), and alerts the producer gave up after the outbox refused them (disk_full, write_error, ' +
+        'too_large). A refused enqueue that the producer retries is not counted here.',
       labelNames: ['reason'] as const,
     }),
     enqueued: counter(registry, { name: 'lineguard_buffer_alerts_enqueued_total', help: 'Alerts committed to the outbox.' }),
@@ -69,5 +75,17 @@ export function sampleMetrics(registry: Registry): SampleMetrics {
       labelNames: ['code'] as const,
     }),
     pendingRows: gauge(registry, { name: 'lineguard_buffer_pending_rows', help: 'Samples received but not yet committed.' }),
+    walCheckpoints: counter(registry, {
+      name: 'lineguard_buffer_wal_checkpoints_total',
+      help:
+        'WAL checkpoints run besides SQLite\'s own wal_autocheckpoint, to keep the write-ahead log within the free ' +
+        'space: reason low_space (the WAL took half of the free space), pressure (past 1 MB while commits fail for room), write_failed (a commit failed for room), room_for_alert; result complete, ' +
+        'incomplete, failed (on a full disk: the database file could not grow).',
+      labelNames: ['reason', 'result'] as const,
+    }),
+    diskReserveBytes: gauge(registry, {
+      name: 'lineguard_buffer_disk_reserve_bytes',
+      help: 'Size of the disk reserve kept for alerts (buffer.outbox.reserveAlerts); below its full size while lent to the outbox on a full disk.',
+    }),
   };
 }

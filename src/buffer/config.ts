@@ -2,6 +2,9 @@ import { Type, type Static } from '@sinclair/typebox';
 import { ByteSize, Duration, Section, type ConfigIssueReporter } from '../core/config-types.js';
 import { parseDuration, parseSize } from '../core/units.js';
 
+/** Default of buffer.outbox.reserveAlerts. */
+export const OUTBOX_RESERVE_ALERTS = 2000;
+
 /** `buffer:` — the local SQLite store of samples and the durable alert outbox. */
 export const BufferConfigSchema = Section(
   {
@@ -21,6 +24,17 @@ export const BufferConfigSchema = Section(
         '~20 ms each, so the event loop is never blocked long.',
       minimum: 100, maximum: 1000000, default: 20000,
     }),
+    durability: Type.Optional(
+      Type.Union([Type.Literal('normal'), Type.Literal('full')], {
+        description:
+          'normal: samples are committed with synchronous=NORMAL: a crash or kill of the gateway loses nothing committed, ' +
+          'but a power cut (or kernel panic) can lose the sample commits since the last WAL sync, which happens at each ' +
+          'checkpoint (up to 16 MB of WAL: seconds to minutes of samples, by the rate); the database stays intact. ' +
+          'full: every sample commit is fsynced (synchronous=FULL) and survives a power cut, at an ingest cost (README, ' +
+          'Benchmarks). Alerts are fsynced either way.',
+        default: 'normal',
+      }),
+    ),
     memoryMaxSamples: Type.Integer({
       description:
         'Samples held in memory while the disk cannot be written (full, read-only). Beyond this the oldest are ' +
@@ -49,6 +63,16 @@ export const BufferConfigSchema = Section(
           description: 'Bound on the alert payloads waiting on disk; beyond it the oldest alerts are dropped. Part of retention.maxSize.',
           default: '256MB',
         }),
+        reserveAlerts: Type.Optional(
+          Type.Integer({
+            description:
+              'Disk room kept for this many alerts that only the outbox may use when the disk is full (4 KB each plus ' +
+              '1 MB for the write-ahead log, in a file beside the database): samples stop being written first, and alerts ' +
+              'are still stored. The default 2000 (9 MB) holds about 4 hours of a busy line raising or clearing 500 ' +
+              'alerts an hour. 0: no reserve.',
+            minimum: 0, maximum: 1000000, default: OUTBOX_RESERVE_ALERTS,
+          }),
+        ),
       },
       { description: 'The durable queue of alerts waiting for the broker.', default: {} },
     ),

@@ -30,8 +30,8 @@ export function openDatabase(file: string, options: OpenOptions): Database {
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${options.synchronous}`);
     db.pragma(`wal_autocheckpoint = ${options.walAutocheckpointPages ?? 10_000}`);
-    // Keep up to 64 MB of WAL file allocated after a checkpoint instead of truncating it: on a full disk the
-    // already-allocated WAL is what lets deletes (which free room) still commit.
+    // Keep up to 64 MB of WAL file allocated after a checkpoint instead of truncating it (no reallocation at every
+    // checkpoint). When the disk runs low, WalGuard checkpoints with TRUNCATE and gives the blocks back.
     db.pragma('journal_size_limit = 67108864');
     // The outbox and the sample writer are separate connections of one thread; a checkpoint by another process
     // (the CLI, a backup) must not fail a commit outright.

@@ -8,8 +8,9 @@ import type { SamplePoint, SeriesReader, TagWindow, WindowReader } from '../core
 import { SqliteAlertOutbox } from './alert-outbox.js';
 import { InferenceLog } from './inference-log.js';
 import { sampleMetrics, type SampleMetrics } from './buffer-metrics.js';
-import type { BufferConfig } from './config.js';
+import { OUTBOX_RESERVE_ALERTS, type BufferConfig } from './config.js';
 import { errorCode, openDatabase } from './database.js';
+import { reserveBytesFor } from './disk-reserve.js';
 import { SCHEMA_VERSION } from './migrations.js';
 import { Retention } from './retention.js';
 import { SampleWriter } from './sample-writer.js';
@@ -34,8 +35,11 @@ export interface SampleBufferTuning {
   retryMaxMs: number;
   /** WAL pages after which a commit checkpoints. */
   walAutocheckpointPages: number;
-  /** Size of the disk reserve file beside the database, released on a full disk so alerts still fit (0: none). */
-  diskReserveBytes: number;
+  /**
+   * Size of the disk reserve file beside the database, lent to the outbox on a full disk so alerts still fit
+   * (0: none). Default: from buffer.outbox.reserveAlerts.
+   */
+  diskReserveBytes?: number;
   /** Called with each connection after it is opened (tests set `max_page_count` to simulate a full disk). */
   configureConnection?: (db: Database) => void;
 }
@@ -51,7 +55,6 @@ const DEFAULT_TUNING: SampleBufferTuning = {
   // 16 MB at 4 KB pages: above one big batch's rewrite (the default 1,000 pages halves throughput), small enough
   // that one checkpoint stays in the tens of milliseconds (measured: bench/buffer.ts).
   walAutocheckpointPages: 4_000,
-  diskReserveBytes: 4 * 1024 * 1024,
 };
 
 /** While retention has a backlog, steps run this often instead of every maintenanceIntervalMs. */
@@ -120,7 +123,7 @@ export class SampleBuffer implements Component, WindowReader, SeriesReader {
       now: this.#tuning.now,
       retryInitialMs: this.#tuning.retryInitialMs,
       retryMaxMs: this.#tuning.retryMaxMs,
-      diskReserveBytes: this.#tuning.diskReserveBytes,
+      diskReserveBytes: this.#tuning.diskReserveBytes ?? reserveBytesFor(cfg.outbox.reserveAlerts ?? OUTBOX_RESERVE_ALERTS),
     });
   }
 
@@ -145,7 +148,9 @@ export class SampleBuffer implements Component, WindowReader, SeriesReader {
     let db: Database | undefined;
     let outboxDb: Database | undefined;
     try {
-      db = openDatabase(this.file, { synchronous: 'NORMAL', walAutocheckpointPages: this.#tuning.walAutocheckpointPages });
+      // buffer.durability: full fsyncs every sample commit (a power cut loses nothing committed), at an ingest cost.
+      const synchronous = this.#cfg.durability === 'full' ? 'FULL' : 'NORMAL';
+      db = openDatabase(this.file, { synchronous, walAutocheckpointPages: this.#tuning.walAutocheckpointPages });
       outboxDb = openDatabase(this.file, { synchronous: 'FULL', walAutocheckpointPages: this.#tuning.walAutocheckpointPages });
       this.#tuning.configureConnection?.(db);
       this.#tuning.configureConnection?.(outboxDb);
@@ -168,7 +173,7 @@ export class SampleBuffer implements Component, WindowReader, SeriesReader {
       log.error({ err, file: this.file }, 'cannot use the buffer database');
       throw err;
     }
-    this.#faults.reserveAtStart();
+    this.#faults.reserveAtStart(db);
     const unsubscribe = this.#ctx.bus.subscribe(this.#onSamples);
     this.#open = { db, outboxDb, unsubscribe, ...parts };
     this.#alertDropsSeen = parts.outbox.droppedCount;
@@ -206,6 +211,7 @@ export class SampleBuffer implements Component, WindowReader, SeriesReader {
       log: this.#ctx.log,
       metrics: this.#ctx.metrics,
       makeRoom: () => this.#faults.makeRoomForAlert(retention),
+      afterCommit: () => this.#faults.committed(),
     });
     return { tags, writer, retention, outbox, windows: new WindowQueries(db, tags), inferences: new InferenceLog(db) };
   }

@@ -1,11 +1,13 @@
 import BetterSqlite3 from 'better-sqlite3';
-import { closeSync, openSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, openSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { setImmediate as turn } from 'node:timers/promises';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { SqliteAlertOutbox } from '../../../src/buffer/alert-outbox.js';
 import { SampleBuffer, type SampleBufferTuning } from '../../../src/buffer/sample-buffer.js';
 import type { BufferConfig } from '../../../src/buffer/config.js';
 import type { TagSample } from '../../../src/core/tag-sample.js';
+import { RESERVE_BYTES_PER_ALERT, RESERVE_WAL_BYTES } from '../../../src/buffer/disk-reserve.js';
 import { bufferConfig, bufferContext, sample } from '../../unit/buffer/buffer-context.js';
 import { makeAlert } from '../../support/alert-event.js';
 import { SmallFs } from './small-fs.js';
@@ -148,6 +150,10 @@ describe('full disk', () => {
     const health = b.health();
     expect(health).toMatchObject({ state: 'degraded', details: { pendingSamples: 1_000, writeError: 'SQLITE_READONLY' } });
     expect(() => b.outbox.enqueue(makeAlert(0))).toThrow(/readonly/);
+    expect(() => b.outbox.enqueue(makeAlert(2))).toThrow(/readonly/);
+    // Refused, and retried by the runtime: not lost until the runtime gives one up.
+    expect(b.outbox.droppedCount).toBe(0);
+    b.outbox.reportLost(makeAlert(2));
     expect(b.outbox.droppedCount).toBe(1);
     expect(b.health().reason).toMatch(/1 alerts dropped/);
     expect(await metric('lineguard_buffer_dropped_alerts_total')).toMatch(/reason="write_error"} 1/);
@@ -175,6 +181,65 @@ describe('full disk', () => {
     await b.stop();
     expect(integrity(join(ctx.stateDir, 'lineguard.db'))).toBe('ok');
   });
+});
+
+describe('alerts first under a page limit (max_page_count: runs everywhere)', () => {
+  it('a flood of samples with alerts enqueued steadily: 0 alert events lost, telemetry shed and counted, WAL bounded, writing resumes', async () => {
+    const connections: BetterSqlite3.Database[] = [];
+    const b = await start(
+      { flushIntervalMs: 20, flushMaxRows: 5_000, memoryMaxSamples: 30_000 },
+      {
+        retryInitialMs: 5, retryMaxMs: 20, maintenanceIntervalMs: 50, diskReserveBytes: 0,
+        configureConnection: (db) => {
+          connections.push(db);
+          db.pragma('max_page_count = 1500');
+        },
+      },
+    );
+    const file = join(ctx.stateDir, 'lineguard.db');
+    const stored: string[] = [];
+    let refused = 0;
+    let n = 0;
+    let maxWal = 0;
+    const deadline = performance.now() + 15_000;
+    // Until the limit is reached, then 100 turns (200 alerts) more on the "full disk".
+    let fullTurns = 0;
+    while (fullTurns < 100 && performance.now() < deadline) {
+      if (b.health().details?.writeError === 'SQLITE_FULL') fullTurns++;
+      ctx.bus.publish(batch(2_000));
+      for (let i = 0; i < 2; i++) {
+        const alert = makeAlert(n++, {}, 60);
+        try {
+          b.outbox.enqueue(alert);
+          stored.push(alert.eventId);
+        } catch {
+          refused++;
+        }
+      }
+      // (Before the limit is reached the WAL is SQLite's own business: wal_autocheckpoint, 16 MB.)
+      if (b.health().details?.writeError === 'SQLITE_FULL') maxWal = Math.max(maxWal, sizeOf(`${file}-wal`));
+      await turn();
+    }
+    expect(b.health().details?.writeError).toBe('SQLITE_FULL');
+    expect(refused).toBe(0);
+    expect(b.outbox.droppedCount).toBe(0);
+    expect(b.outbox.peek(100_000).map((e) => e.alert.eventId)).toEqual(stored);
+    expect(await seriesValue('lineguard_buffer_dropped_samples_total', 'reason="memory_bound"')).toBeGreaterThan(0);
+    expect(await seriesValue('lineguard_buffer_pruned_rows_total', 'reason="disk_full"')).toBeGreaterThan(0);
+    // Under pressure every failed commit checkpoints, and so does a commit past 1 MB of WAL: a few commits' worth,
+    // not wal_autocheckpoint's 16 MB.
+    expect(await seriesValue('lineguard_buffer_wal_checkpoints_total', 'reason="write_failed",result="complete"')).toBeGreaterThan(0);
+    expect(maxWal).toBeGreaterThan(0);
+    expect(maxWal).toBeLessThan(2 * 1024 * 1024);
+
+    for (const db of connections) db.pragma('max_page_count = 1000000');
+    const recovery = performance.now() + 10_000;
+    while ((b.health().state !== 'up' || b.stats().pending > 0) && performance.now() < recovery) await turn();
+    expect(b.health()).toMatchObject({ state: 'up', details: { pendingSamples: 0 } });
+    expect(b.lastN(['tag7'], 1).ts[0]).toBe(ts);
+    await b.stop();
+    expect(integrity(file)).toBe('ok');
+  }, 30_000);
 });
 
 /** Writes zeros to `path` until the file system refuses (ENOSPC). */
@@ -230,5 +295,155 @@ describe('acknowledging alerts on a full disk', () => {
       outbox.close();
       fs.unmount();
     }
+  });
+});
+
+function sizeOf(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** Value of one series of a counter or gauge in the registry text, 0 when absent. */
+async function seriesValue(name: string, labels = ''): Promise<number> {
+  const text = await metric(name);
+  const line = text.split('\n').find((l) => l.startsWith(labels ? `${name}{${labels}}` : `${name} `));
+  return line ? Number(line.split(' ').at(-1)) : 0;
+}
+
+describe('alerts first on a 20 MB tmpfs under a flood of samples', () => {
+  const MB = 1024 * 1024;
+  let fs: SmallFs | undefined;
+
+  beforeAll(() => {
+    fs = SmallFs.mount(20 * MB);
+    if (!fs) console.log('full-disk flood test skipped: cannot mount a tmpfs here (needs root); the max_page_count test covers the logic');
+  });
+  afterAll(() => {
+    fs?.unmount();
+  });
+
+  it('0 alert events lost while the reserve holds, telemetry shed and counted, WAL bounded, writing resumes when space returns', async (test) => {
+    if (!fs) {
+      test.skip('cannot mount a tmpfs here (not root)');
+      return;
+    }
+    const dir = fs.dir;
+    const file = join(dir, 'flood.db');
+    // Another writer on the same file system took most of it: 7 MB are left for the buffer and its reserve.
+    const filler = join(dir, 'someone-else');
+    const fd = openSync(filler, 'w');
+    writeSync(fd, Buffer.alloc(13 * MB));
+    closeSync(fd);
+    const reserveAlerts = 300;
+    const reserveTarget = reserveAlerts * RESERVE_BYTES_PER_ALERT + RESERVE_WAL_BYTES;
+    const b = await start(
+      { file, flushIntervalMs: 20, flushMaxRows: 5_000, memoryMaxSamples: 30_000, outbox: { maxAlerts: 100_000, maxSize: '256MB', reserveAlerts } },
+      { retryInitialMs: 10, retryMaxMs: 50, maintenanceIntervalMs: 50 },
+    );
+    expect(sizeOf(`${file}-reserve`)).toBe(reserveTarget);
+
+    const stored: string[] = [];
+    const refused: unknown[] = [];
+    let n = 0;
+    let maxWal = 0;
+    let published = 0;
+    /** One turn of the line: 5,000 samples (8 tags), `alerts` alerts of 1.5 KB, the event loop let run. */
+    const step = async (alerts: number): Promise<void> => {
+      ctx.bus.publish(batch(5_000));
+      published += 5_000;
+      for (let i = 0; i < alerts; i++) {
+        const alert = makeAlert(n++, {}, 60);
+        try {
+          b.outbox.enqueue(alert);
+          stored.push(alert.eventId);
+        } catch (err) {
+          refused.push(err);
+        }
+      }
+      maxWal = Math.max(maxWal, sizeOf(`${file}-wal`));
+      await turn();
+    };
+
+    // An alert every other turn until the disk is full, then a storm: 1,500 alerts (2 MB) on the full disk, more
+    // than the room the failed sample commits left, so stored telemetry has to go.
+    const deadline = performance.now() + 20_000;
+    while (b.health().details?.writeError !== 'SQLITE_FULL' && performance.now() < deadline) await step(published % 10_000 === 0 ? 1 : 0);
+    expect(b.health().details?.writeError).toBe('SQLITE_FULL');
+    const atFull = n;
+    while (n < atFull + 1_500 && performance.now() < deadline) await step(10);
+    expect(n).toBe(atFull + 1_500);
+
+    // No alert event lost or refused: every one is in the outbox, in order.
+    expect(refused).toEqual([]);
+    expect(b.outbox.droppedCount).toBe(0);
+    expect(await seriesValue('lineguard_buffer_dropped_alerts_total')).toBe(0);
+    expect(b.outbox.peek(100_000).map((e) => e.alert.eventId)).toEqual(stored);
+    // Telemetry was shed, and counted: samples waiting in memory beyond the bound, stored ones deleted for alerts.
+    const health = b.health();
+    expect(health.state).toBe('degraded');
+    expect(health.details?.pendingSamples).toBeLessThanOrEqual(30_000);
+    expect(await seriesValue('lineguard_buffer_dropped_samples_total', 'reason="memory_bound"')).toBeGreaterThan(0);
+    expect(await seriesValue('lineguard_buffer_pruned_rows_total', 'reason="disk_full"')).toBeGreaterThan(0);
+    // The WAL never took the disk: it was checkpointed into the database, and stays far below the free room it had.
+    expect(maxWal).toBeLessThan(4 * MB);
+    expect(sizeOf(file)).toBeGreaterThan(2 * MB);
+    expect(await seriesValue('lineguard_buffer_wal_checkpoints_total', 'reason="low_space",result="complete"')).toBeGreaterThan(0);
+
+    // Space comes back: the reserve is whole again, samples are written again, health recovers.
+    unlinkSync(filler);
+    const recovery = performance.now() + 10_000;
+    while ((b.health().state !== 'up' || b.stats().pending > 0) && performance.now() < recovery) await turn();
+    expect(b.health()).toMatchObject({ state: 'up', details: { pendingSamples: 0 } });
+    expect(sizeOf(`${file}-reserve`)).toBe(reserveTarget);
+    const written = b.stats().written;
+    ctx.bus.publish(batch(1_000));
+    b.flush();
+    expect(b.stats().written).toBe(written + 1_000);
+    expect(b.lastN(['tag7'], 1).ts[0]).toBe(ts);
+    const after = makeAlert(n++, {}, 60);
+    b.outbox.enqueue(after);
+    expect(b.outbox.depth()).toBe(stored.length + 1);
+    await b.stop();
+    expect(integrity(file)).toBe('ok');
+  }, 40_000);
+
+  it('with no telemetry left to delete, the reserve holds at least reserveAlerts alerts; then the oldest go, counted', async (test) => {
+    if (!fs) {
+      test.skip('cannot mount a tmpfs here (not root)');
+      return;
+    }
+    const file = join(fs.dir, 'reserve.db');
+    const reserveAlerts = 200;
+    const b = await start({ file, outbox: { maxAlerts: 100_000, maxSize: '256MB', reserveAlerts } }, {});
+    // Someone else fills the disk: no sample is stored, so only the reserve can take alerts.
+    const filler = join(fs.dir, 'someone-else');
+    fillDisk(filler);
+    let accepted = 0;
+    let refusedAt: number | undefined;
+    for (let i = 0; i < 5_000 && b.outbox.droppedCount === 0 && refusedAt === undefined; i++) {
+      try {
+        b.outbox.enqueue(makeAlert(i, {}, 60));
+        accepted++;
+      } catch {
+        refusedAt = i;
+      }
+    }
+    expect(accepted).toBeGreaterThanOrEqual(reserveAlerts);
+    expect(sizeOf(`${file}-reserve`)).toBeLessThan(RESERVE_WAL_BYTES);
+    expect(await seriesValue('lineguard_buffer_disk_reserve_bytes')).toBe(sizeOf(`${file}-reserve`));
+    // Samples are not written while the reserve is lent.
+    ctx.bus.publish(batch(100));
+    expect(b.flush()).toBe(0);
+    expect(b.health().reason).toMatch(/no room to make the disk reserve kept for alerts whole again/);
+
+    unlinkSync(filler);
+    b.flush();
+    expect(b.stats().pending).toBe(0);
+    expect(sizeOf(`${file}-reserve`)).toBe(reserveAlerts * RESERVE_BYTES_PER_ALERT + RESERVE_WAL_BYTES);
+    await b.stop();
+    expect(integrity(file)).toBe('ok');
   });
 });

@@ -110,12 +110,32 @@ describe('SqliteAlertOutbox', () => {
     expect(outbox.peek(10).map((e) => e.alert.eventId)).toEqual(['evt-2', 'evt-3']);
   });
 
-  it('refuses an alert larger than the whole outbox, keeping the others', () => {
-    const outbox = track(SqliteAlertOutbox.open(file, { maxBytes: 2000 }));
+  it('refuses an alert larger than the whole outbox, keeping the others; lost only once the producer gives it up', async () => {
+    const metrics = new Registry();
+    const outbox = track(SqliteAlertOutbox.open(file, { maxBytes: 2000, metrics }));
     outbox.enqueue(makeAlert(0));
-    expect(() => outbox.enqueue(makeAlert(1, { message: 'x'.repeat(5000) }))).toThrow(RangeError);
+    const big = makeAlert(1, { message: 'x'.repeat(5000) });
+    expect(() => outbox.enqueue(big)).toThrow(RangeError);
+    expect(() => outbox.enqueue(big)).toThrow(RangeError);
     expect(outbox.depth()).toBe(1);
+    // Refusals are retried by the producer: not losses by themselves.
+    expect(outbox.droppedCount).toBe(0);
+    outbox.reportLost(big);
+    outbox.reportLost(big);
     expect(outbox.droppedCount).toBe(1);
+    expect(await metrics.metrics()).toContain('lineguard_buffer_dropped_alerts_total{reason="too_large"} 1');
+  });
+
+  it('reportLost logs each lost alert once with its alertId', () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l) as Record<string, unknown>) });
+    const outbox = track(SqliteAlertOutbox.open(file, { log: logger }));
+    outbox.reportLost(makeAlert(4), 'disk_full');
+    outbox.reportLost(makeAlert(4), 'disk_full');
+    outbox.reportLost(makeAlert(6), 'write_error');
+    const lost = lines.filter((l) => l.msg === 'alert lost: it could not be stored in the outbox');
+    expect(lost.map((l) => [l.alertId, l.eventId, l.reason])).toEqual([['alert-2', 'evt-4', 'disk_full'], ['alert-3', 'evt-6', 'write_error']]);
+    expect(outbox.droppedCount).toBe(2);
   });
 
   it('tells listeners after the commit; a throwing listener does not break enqueue; unsubscribe works', () => {
@@ -218,7 +238,7 @@ describe('SqliteAlertOutbox', () => {
       expect((db.pragma('integrity_check') as Array<{ integrity_check: string }>)[0]!.integrity_check).toBe('ok');
     });
 
-    it('throws SQLITE_FULL (and counts the alert) when nothing can be freed, leaving the database intact', () => {
+    it('throws SQLITE_FULL (not counted until reported lost) when nothing can be freed, leaving the database intact', () => {
       const db = fullDatabase();
       const outbox = new SqliteAlertOutbox(db, { maxAlerts: 100, maxBytes: 1e9, log, makeRoom: () => false });
       // 20 KB needs overflow pages the page limit does not allow; no alerts are waiting that could be dropped.
@@ -229,8 +249,11 @@ describe('SqliteAlertOutbox', () => {
         error = err;
       }
       expect((error as { code?: string }).code).toBe('SQLITE_FULL');
-      expect(outbox.droppedCount).toBe(1);
+      expect(outbox.droppedCount).toBe(0);
       expect(outbox.depth()).toBe(0);
+      // The producer gives it up: lost, for the reason of the refusal.
+      outbox.reportLost(makeAlert(0));
+      expect(outbox.droppedCount).toBe(1);
       expect((db.pragma('integrity_check') as Array<{ integrity_check: string }>)[0]!.integrity_check).toBe('ok');
     });
   });

@@ -15,9 +15,10 @@ export function bufferConfig(overrides: Partial<BufferConfig> = {}): BufferConfi
     flushIntervalMs: 250,
     flushMaxRows: 20_000,
     memoryMaxSamples: 200_000,
+    durability: 'normal',
     ...overrides,
     retention: { maxAge: '7d', maxSize: '2GB', ...overrides.retention },
-    outbox: { maxAlerts: 100_000, maxSize: '256MB', ...overrides.outbox },
+    outbox: { maxAlerts: 100_000, maxSize: '256MB', reserveAlerts: 2000, ...overrides.outbox },
   };
 }
 

@@ -1,9 +1,10 @@
 import BetterSqlite3 from 'better-sqlite3';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { RESERVE_BYTES_PER_ALERT, RESERVE_WAL_BYTES } from '../../../src/buffer/disk-reserve.js';
 import { SCHEMA_VERSION } from '../../../src/buffer/migrations.js';
 import { SampleBuffer } from '../../../src/buffer/sample-buffer.js';
 import type { TagSample } from '../../../src/core/tag-sample.js';
@@ -223,6 +224,31 @@ describe('SampleBuffer', () => {
     db.close();
     const b = newBuffer();
     await expect(b.start(signal)).rejects.toThrow(/newer than this version/);
+  });
+
+  it('buffer.durability: full commits samples with synchronous=FULL, normal with NORMAL (the outbox is always FULL)', async () => {
+    for (const durability of ['normal', 'full'] as const) {
+      const levels: number[] = [];
+      const b = new SampleBuffer(bufferConfig({ durability, file: `${durability}.db` }), ctx, {
+        diskReserveBytes: 0,
+        configureConnection: (db) => levels.push(db.pragma('synchronous', { simple: true }) as number),
+      });
+      buffers.push(b);
+      await b.start(signal);
+      // The sample connection first, then the outbox's: 1 = NORMAL, 2 = FULL.
+      expect(levels).toEqual([durability === 'full' ? 2 : 1, 2]);
+      ctx.bus.publish([sample('a', 1, 1)]);
+      expect(b.flush()).toBe(1);
+    }
+  });
+
+  it('keeps a disk reserve sized in alerts beside the database (buffer.outbox.reserveAlerts)', async () => {
+    const b = newBuffer({ outbox: { maxAlerts: 100_000, maxSize: '256MB', reserveAlerts: 10 } });
+    await b.start(signal);
+    expect(statSync(`${b.file}-reserve`).size).toBe(10 * RESERVE_BYTES_PER_ALERT + RESERVE_WAL_BYTES);
+    expect(await ctx.metrics.getSingleMetricAsString('lineguard_buffer_disk_reserve_bytes')).toContain(
+      `lineguard_buffer_disk_reserve_bytes ${10 * RESERVE_BYTES_PER_ALERT + RESERVE_WAL_BYTES}`,
+    );
   });
 
   it('registers its metrics', async () => {
