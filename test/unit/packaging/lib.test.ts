@@ -176,6 +176,11 @@ describe('Debian metadata and systemd', () => {
     const tmpfiles = readFileSync('systemd/lineguard.tmpfiles.conf', 'utf8');
     expect(tmpfiles).toMatch(/^d \/var\/lib\/lineguard\s+0750 lineguard lineguard -$/m);
     expect(tmpfiles).toMatch(/^d \/etc\/lineguard\/credentials\s+0750 root\s+root\s+-$/m);
+    // Every LoadCredential= file of the unit exists after installation (a missing one stops the unit from starting).
+    const unit = readFileSync('systemd/lineguard.service', 'utf8');
+    const creds = [...unit.matchAll(/^LoadCredential=[^:]+:(.+)$/gm)].map((m) => m[1]);
+    expect(creds.length).toBeGreaterThan(0);
+    for (const file of creds) expect(tmpfiles, file).toMatch(new RegExp(`^f ${file}\\s+0600 root root -$`, 'm'));
   });
 });
 
