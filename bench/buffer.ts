@@ -1,13 +1,14 @@
 /**
  * Buffer benchmark: ingest rate through SampleBuffer beside a raw better-sqlite3 loop on the same schema, the
- * longest event-loop stall while the buffer ingests, and window-query latency on a large samples table.
+ * longest event-loop stall while the buffer ingests, the ingest rate with buffer.durability: full beside normal
+ * (what fsyncing every sample commit costs), and window-query latency on a large samples table.
  *
  * Env: BENCH_BUFFER_ROWS (rows in the window-query table, default 10,000,000), BENCH_BUFFER_INGEST_ROWS (rows
  * ingested, default 1,000,000).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
@@ -22,18 +23,21 @@ const INGEST_TAGS = 100;
 const QUERY_TAGS = 8;
 const QUERY_ROWS = 256;
 const QUERY_RUNS = 300;
+/** Rounds of the normal / full ingest comparison. */
+const DURABILITY_ROUNDS = 2;
 
 function envInt(name: string, fallback: number): number {
   const v = Number(process.env[name]);
   return Number.isFinite(v) && v > 0 ? Math.floor(v) : fallback;
 }
 
-function config(file: string): BufferConfig {
+function config(file: string, durability: 'normal' | 'full' = 'normal'): BufferConfig {
   return {
     file,
     flushIntervalMs: 250,
     flushMaxRows: 20_000,
     memoryMaxSamples: 200_000,
+    durability,
     retention: { maxAge: '3650d', maxSize: '1000GB' },
     outbox: { maxAlerts: 100_000, maxSize: '256MB' },
   };
@@ -48,7 +52,7 @@ const round = (x: number, digits = 3): number => Number(x.toFixed(digits));
 export async function run(progress: Progress): Promise<BenchResult[]> {
   const dir = mkdtempSync(join(tmpdir(), 'lg-bench-buffer-'));
   try {
-    return [await ingest(dir, progress), await windowQuery(dir, progress)];
+    return [...(await ingest(dir, progress)), await windowQuery(dir, progress)];
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -59,7 +63,7 @@ function ingestSample(i: number, t0: number): TagSample {
   return { tag: `line1.tag${i % INGEST_TAGS}`, ts: t0 + Math.floor(i / INGEST_TAGS) * 10, value: Math.sin(i), quality: 'good', source: 'bench' };
 }
 
-async function ingest(dir: string, progress: Progress): Promise<BenchResult> {
+async function ingest(dir: string, progress: Progress): Promise<BenchResult[]> {
   const rows = envInt('BENCH_BUFFER_INGEST_ROWS', 1_000_000);
   const t0 = Date.now() - 3_600_000;
 
@@ -80,17 +84,56 @@ async function ingest(dir: string, progress: Progress): Promise<BenchResult> {
   raw.close();
   const rawRate = rows / (rawMs / 1000);
 
-  // The buffer: a producer publishes 1,000-sample batches (one OPC UA notification's worth) whenever fewer than
-  // two full batches wait, so the figure is the rate the buffer sustains, not how fast memory fills.
-  progress(`buffer.ingest: SampleBuffer, ${rows} rows through the tag bus`);
+  // normal and full take turns, twice, and each keeps its best round: on a shared machine a neighbour's burst
+  // would otherwise decide which of the two looks faster.
+  let normal: IngestRun | undefined;
+  let full: IngestRun | undefined;
+  for (let round = 0; round < DURABILITY_ROUNDS; round++) {
+    progress(`buffer.ingest: SampleBuffer, ${rows} rows through the tag bus (round ${round + 1})`);
+    normal = best(normal, await bufferIngest(join(dir, `buffer-${round}.db`), rows, t0, 'normal'));
+    progress(`buffer.ingest_durability_full: SampleBuffer with buffer.durability: full, ${rows} rows (round ${round + 1})`);
+    full = best(full, await bufferIngest(join(dir, `buffer-full-${round}.db`), rows, t0, 'full'));
+  }
+  if (!normal || !full) throw new Error('no ingest round ran');
+  return [
+    result('buffer.ingest', Math.round(normal.rate), 'samples/s', 'higher', Math.round(rawRate), 'raw better-sqlite3 loop, one transaction', {
+      rows,
+      tags: INGEST_TAGS,
+      maxEventLoopStallMs: normal.maxStallMs,
+      p99EventLoopDelayMs: normal.p99DelayMs,
+      rawLoopBlocksEventLoopMs: Math.round(rawMs),
+    }),
+    result('buffer.ingest_durability_full', Math.round(full.rate), 'samples/s', 'higher', Math.round(normal.rate), 'buffer.durability: normal, same run', {
+      rows,
+      tags: INGEST_TAGS,
+      maxEventLoopStallMs: full.maxStallMs,
+      p99EventLoopDelayMs: full.p99DelayMs,
+      p99CommitMs: full.p99CommitMs,
+      p99CommitMsNormal: normal.p99CommitMs,
+    }),
+  ];
+}
+
+type IngestRun = { rate: number; maxStallMs: number; p99DelayMs: number; p99CommitMs: number };
+
+const best = (a: IngestRun | undefined, b: IngestRun): IngestRun => (a && a.rate >= b.rate ? a : b);
+
+/**
+ * The buffer: a producer publishes 1,000-sample batches (one OPC UA notification's worth) whenever fewer than
+ * two full batches wait, so the figure is the rate the buffer sustains, not how fast memory fills.
+ */
+async function bufferIngest(
+  file: string, rows: number, t0: number, durability: 'normal' | 'full',
+): Promise<IngestRun> {
   const bus = new TagBus();
-  const buffer = new SampleBuffer(config(join(dir, 'buffer.db')), {
-    log: pino({ level: 'warn' }), metrics: new Registry(), bus, gatewayId: 'bench', stateDir: dir,
+  const metrics = new Registry();
+  const buffer = new SampleBuffer(config(file, durability), {
+    log: pino({ level: 'warn' }), metrics, bus, gatewayId: 'bench', stateDir: dirname(file),
   });
   await buffer.start(new AbortController().signal);
   const delay = monitorEventLoopDelay({ resolution: 1 });
   delay.enable();
-  const bufStart = performance.now();
+  const start = performance.now();
   let published = 0;
   await new Promise<void>((resolve) => {
     const pending = (): number => buffer.stats().pending;
@@ -106,19 +149,28 @@ async function ingest(dir: string, progress: Progress): Promise<BenchResult> {
     };
     produce();
   });
-  const bufMs = performance.now() - bufStart;
+  const ms = performance.now() - start;
   delay.disable();
   const written = buffer.stats().written;
+  const commits = (await metrics.getSingleMetric('lineguard_buffer_commit_seconds')?.get())?.values ?? [];
   await buffer.stop();
-  if (written !== rows) throw new Error(`buffer wrote ${written} of ${rows} rows`);
-  const bufRate = rows / (bufMs / 1000);
-  return result('buffer.ingest', Math.round(bufRate), 'samples/s', 'higher', Math.round(rawRate), 'raw better-sqlite3 loop, one transaction', {
-    rows,
-    tags: INGEST_TAGS,
-    maxEventLoopStallMs: round(delay.max / 1e6, 1),
-    p99EventLoopDelayMs: round(delay.percentile(99) / 1e6, 1),
-    rawLoopBlocksEventLoopMs: Math.round(rawMs),
-  });
+  if (written !== rows) throw new Error(`buffer (${durability}) wrote ${written} of ${rows} rows`);
+  return {
+    rate: rows / (ms / 1000),
+    maxStallMs: round(delay.max / 1e6, 1),
+    p99DelayMs: round(delay.percentile(99) / 1e6, 1),
+    p99CommitMs: round(histogramP99(commits) * 1000, 2),
+  };
+}
+
+/** The upper bound of the bucket holding the 99th percentile, from prom-client histogram values. */
+function histogramP99(values: ReadonlyArray<{ metricName?: string; labels: Record<string, unknown>; value: number }>): number {
+  const buckets = values
+    .filter((v) => v.metricName?.endsWith('_bucket'))
+    .map((v) => ({ le: v.labels.le === '+Inf' ? Number.POSITIVE_INFINITY : Number(v.labels.le), count: v.value }))
+    .sort((a, b) => a.le - b.le);
+  const total = buckets.at(-1)?.count ?? 0;
+  return buckets.find((b) => b.count >= total * 0.99)?.le ?? 0;
 }
 
 async function windowQuery(dir: string, progress: Progress): Promise<BenchResult> {
