@@ -36,7 +36,8 @@ with the service's environment to check secrets too.`,
       io.err(`${file}: ${loaded.errors.length} error${loaded.errors.length === 1 ? '' : 's'}; the gateway would refuse to start`);
       return EXIT.CONFIG;
     }
-    io.out(`${file}: OK — ${summarizeConfig(loaded.config)}`);
+    for (const line of loaded.warnings) io.err(line);
+    io.out(`${file}: OK — ${summarizeConfig(loaded.config)}${loaded.warnings.length > 0 ? ` (${loaded.warnings.length} warning${loaded.warnings.length === 1 ? '' : 's'})` : ''}`);
     return EXIT.OK;
   },
 };

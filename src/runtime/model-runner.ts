@@ -35,6 +35,9 @@ const MIN_HOLD_MS = 60_000;
 const MAX_HOLD_MS = 86_400_000;
 const DEFAULT_HOLD_MS = 3_600_000;
 
+/** Why a window is not evaluated that only means "the first windows are not full yet". */
+const WARM_UP_REASONS = new Set(['no_data', 'tag_without_data', 'too_many_invalid', 'model_not_loaded', 'busy']);
+
 /** One evaluated window, as reported to `onInference`. */
 export interface InferenceRecord {
   /** Source time of the window's end (its newest frame), epoch ms. */
@@ -108,6 +111,8 @@ export class ModelRunner implements Component {
   readonly #skipped: Record<string, number> = {};
   #inferences = 0;
   #clockSteps = 0;
+  /** Each rule's last evaluated value, window and end: what a refused transition is retried with. */
+  readonly #lastPicked = new Map<RuleEntry, { picked: { value: number; label?: string }; end: number; window: TagWindow }>();
   /** For an event window: how far its first frame lay behind its end (what memory must keep). */
   #oldestFrameLag: number | undefined;
 
@@ -229,11 +234,13 @@ export class ModelRunner implements Component {
       if (failure) return { state: 'down', reason: failure.message, details };
       return { state: 'starting', reason: `loading ${this.#path}`, details };
     }
-    if (this.#lastEvaluatedMono === undefined) {
-      const why = this.#skip ? this.#skip.detail : 'waiting for the first full window';
-      return { state: 'starting', reason: why, details };
-    }
     if (failure) return { state: 'degraded', reason: `${failure.message}; still serving version ${model.file.version}`, details };
+    if (this.#lastEvaluatedMono === undefined) {
+      // Warming up: the first windows are not full yet. A model that runs and returns nothing usable is not warming up.
+      if (this.#skip && !WARM_UP_REASONS.has(this.#skip.reason)) return { state: 'degraded', reason: `windows are not evaluated: ${this.#skip.detail}`, details };
+      if (this.#lastError) return { state: 'degraded', reason: `inferences fail: ${this.#lastError.message}`, details };
+      return { state: 'starting', reason: this.#skip ? `waiting for the first full window: ${this.#skip.detail}` : 'waiting for the first full window', details };
+    }
     const unevaluatedFor = monotonicMs() - this.#lastEvaluatedMono;
     const quiet = 3 * Math.max(this.cfg.schedule.everyMs, this.cfg.window.periodMs ?? 0);
     if (this.#skip && this.#skip.reason !== 'busy' && unevaluatedFor > quiet) {
@@ -276,6 +283,9 @@ export class ModelRunner implements Component {
       if (this.#stopped || this.#slot?.model !== model) break;
       await this.#evaluate(model, end);
     }
+    // A transition the outbox refused is retried on the schedule even when no new window comes (a source that
+    // reports on change may send nothing for hours while the fault persists).
+    if (planned.ends.length === 0) this.#retryRefused(model);
     this.#checkAvailability();
     const lastEnd = this.#planner.lastEnd;
     if (Number.isFinite(lastEnd)) {
@@ -302,7 +312,11 @@ export class ModelRunner implements Component {
       maxInvalidFraction: this.cfg.window.maxInvalidFraction,
     });
     if (!features.ok) {
-      this.#skipWindow(end, at, model, features.reason, features.detail);
+      const silent = features.reason === 'tag_without_data' || features.reason === 'no_data'
+        ? this.cfg.inputs.filter((tag) => this.#memory.newest(tag) === undefined && this.deps.windows.recent(tag, 1, end).length === 0)
+        : [];
+      const detail = silent.length > 0 ? `${features.detail}; no sample yet of ${silent.join(', ')}` : features.detail;
+      this.#skipWindow(end, at, model, features.reason, detail);
       return;
     }
     let result: RunResult;
@@ -338,6 +352,7 @@ export class ModelRunner implements Component {
         return;
       }
       evaluated++;
+      this.#lastPicked.set(entry, { picked, end, window });
       const done = rules.evaluate(entry, picked.value, end, (e, transition) => this.#buildEvent(model, e, transition, picked, window));
       if (!done) {
         if (entry.refused) this.#metrics?.enqueueFailed();
@@ -372,6 +387,24 @@ export class ModelRunner implements Component {
     } catch (err) {
       this.ctx.log.error({ err }, 'the onInference observer threw');
     }
+  }
+
+  #retryRefused(model: LoadedModel): void {
+    const rules = this.#rules;
+    if (!rules) return;
+    for (const entry of rules.entries) {
+      const last = this.#lastPicked.get(entry);
+      if (!entry.refused || !last) continue;
+      const done = rules.evaluate(entry, last.picked.value, last.end, (e, t) => this.#buildEvent(model, e, t, last.picked, last.window));
+      if (!done) {
+        if (entry.refused) this.#metrics?.enqueueFailed();
+        continue;
+      }
+      if (done.transition.type === 'raise') this.#metrics?.raised();
+      else this.#metrics?.cleared();
+      this.ctx.log.info({ alertId: done.event.alertId, eventId: done.event.eventId, rule: entry.cfg.name, state: done.event.state }, done.event.message);
+    }
+    this.#metrics?.alertActive(rules.entries.some((e) => e.rule.active !== undefined));
   }
 
   #buildEvent(model: LoadedModel, entry: RuleEntry, transition: RuleTransition, picked: { value: number; label?: string }, window: TagWindow) {

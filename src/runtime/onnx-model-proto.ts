@@ -18,7 +18,22 @@ export interface OnnxModelHeader {
   opsets: Array<{ domain: string; version: number }>;
   /** metadata_props as key → value. */
   metadata: Record<string, string>;
+  /** The graph's inputs (initializers excluded) and outputs, as declared: what check-config compares with the config. */
+  inputs: GraphValue[];
+  outputs: GraphValue[];
 }
+
+/** A graph input or output: name, element type (onnx TensorProto.DataType name, e.g. `float`) and shape. */
+export interface GraphValue {
+  name: string;
+  /** `float`, `double`, `int64`, ... or `unknown` for a non-tensor value. */
+  type: string;
+  /** Dimensions: numbers, symbolic names, or `?` for an unknown one. Undefined: no shape declared. */
+  shape: Array<number | string> | undefined;
+}
+
+/** onnx.proto3 TensorProto.DataType. */
+const ELEM_TYPES = ['undefined', 'float', 'uint8', 'int8', 'uint16', 'int16', 'int32', 'int64', 'string', 'bool', 'float16', 'double', 'uint32', 'uint64', 'complex64', 'complex128', 'bfloat16'];
 
 /** The bytes are not a well-formed ONNX ModelProto. */
 export class OnnxFormatError extends Error {
@@ -130,6 +145,7 @@ export function readOnnxModelHeader(bytes: Uint8Array): OnnxModelHeader {
   if (bytes.length === 0) throw new OnnxFormatError('the file is empty');
   const header: OnnxModelHeader = {
     irVersion: 0, producerName: '', producerVersion: '', domain: '', modelVersion: 0, docString: '', opsets: [], metadata: {},
+    inputs: [], outputs: [],
   };
   let hasGraph = false;
   let hasIrVersion = false;
@@ -167,7 +183,7 @@ export function readOnnxModelHeader(bytes: Uint8Array): OnnxModelHeader {
         break;
       case F_GRAPH:
         expectWire(wire, WIRE_LEN, 'graph');
-        r.lengthDelimited();
+        readGraphIo(r.sub(), header);
         hasGraph = true;
         break;
       case F_OPSET_IMPORT:
@@ -215,4 +231,75 @@ function readStringPair(r: WireReader): [string, string] {
     else r.skip(wire);
   }
   return [key, value];
+}
+
+// GraphProto fields: initializer 5, input 11, output 12. ValueInfoProto: name 1, type 2. TypeProto: tensor_type 1.
+// TypeProto.Tensor: elem_type 1, shape 2. TensorShapeProto: dim 1. Dimension: dim_value 1, dim_param 2.
+function readGraphIo(r: WireReader, header: OnnxModelHeader): void {
+  const inputs: GraphValue[] = [];
+  const initializers = new Set<string>();
+  while (!r.done) {
+    const key = r.varint();
+    const field = Math.floor(key / 8);
+    const wire = key % 8;
+    if (field === 11 && wire === WIRE_LEN) inputs.push(readValueInfo(r.sub()));
+    else if (field === 12 && wire === WIRE_LEN) header.outputs.push(readValueInfo(r.sub()));
+    else if (field === 5 && wire === WIRE_LEN) {
+      const t = r.sub();
+      while (!t.done) {
+        const k = t.varint();
+        if (Math.floor(k / 8) === 8 && k % 8 === WIRE_LEN) initializers.add(t.string());
+        else t.skip(k % 8);
+      }
+    } else r.skip(wire);
+  }
+  // IR < 4 lists initializers among the inputs: they are weights, not what the gateway feeds.
+  header.inputs = inputs.filter((i) => !initializers.has(i.name));
+}
+
+function readValueInfo(r: WireReader): GraphValue {
+  const value: GraphValue = { name: '', type: 'unknown', shape: undefined };
+  while (!r.done) {
+    const key = r.varint();
+    const field = Math.floor(key / 8);
+    const wire = key % 8;
+    if (field === 1 && wire === WIRE_LEN) value.name = r.string();
+    else if (field === 2 && wire === WIRE_LEN) {
+      const type = r.sub();
+      while (!type.done) {
+        const k = type.varint();
+        if (Math.floor(k / 8) === 1 && k % 8 === WIRE_LEN) readTensorType(type.sub(), value);
+        else type.skip(k % 8);
+      }
+    } else r.skip(wire);
+  }
+  return value;
+}
+
+function readTensorType(r: WireReader, value: GraphValue): void {
+  while (!r.done) {
+    const key = r.varint();
+    const field = Math.floor(key / 8);
+    const wire = key % 8;
+    if (field === 1 && wire === WIRE_VARINT) value.type = ELEM_TYPES[r.varint()] ?? 'unknown';
+    else if (field === 2 && wire === WIRE_LEN) {
+      const shape: Array<number | string> = [];
+      const s = r.sub();
+      while (!s.done) {
+        const k = s.varint();
+        if (Math.floor(k / 8) === 1 && k % 8 === WIRE_LEN) {
+          const d = s.sub();
+          let dim: number | string = '?';
+          while (!d.done) {
+            const dk = d.varint();
+            if (Math.floor(dk / 8) === 1 && dk % 8 === WIRE_VARINT) dim = d.varint();
+            else if (Math.floor(dk / 8) === 2 && dk % 8 === WIRE_LEN) dim = d.string();
+            else d.skip(dk % 8);
+          }
+          shape.push(dim);
+        } else s.skip(k % 8);
+      }
+      value.shape = shape;
+    } else r.skip(wire);
+  }
 }

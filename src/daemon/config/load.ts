@@ -7,6 +7,7 @@ import * as bufferSection from '../../buffer/config.js';
 import * as opcuaSection from '../../connectors/opcua/config.js';
 import * as mqttSection from '../../connectors/mqtt/config.js';
 import * as runtimeSection from '../../runtime/config.js';
+import { checkModelFiles } from '../../runtime/model-config-check.js';
 import { ConfigSchema, type Config } from './schema.js';
 import { describeSchemaErrors, type ConfigIssue } from './schema-errors.js';
 import { collectSecrets, substituteReferences, type SubstitutionIssue } from './secrets.js';
@@ -21,6 +22,8 @@ export type LoadResult =
       secrets: string[];
       /** The file's directory: relative paths in the config are resolved from it. */
       baseDir: string;
+      /** Things that work but are probably not what was meant, as `FILE:LINE:COL path: warning: message`. */
+      warnings: string[];
     }
   | { ok: false; errors: string[] };
 
@@ -88,9 +91,17 @@ export function loadConfigText(text: string, fileName: string, env: NodeJS.Proce
   if (!check(data)) issues.push(...describeSchemaErrors(check.errors ?? []));
 
   const config = data as Config;
+  const warnings: ConfigIssue[] = [];
   if (issues.length === 0) {
     const report: ConfigIssueReporter = (p, message) => issues.push({ path: p, at: 'value', message });
     runSectionChecks(config, report);
+    if (issues.length === 0) {
+      checkModelFiles(
+        config.models, path.dirname(path.resolve(fileName)),
+        (p, message) => issues.push({ path: ['models', ...p], at: 'value', message }),
+        (p, message) => warnings.push({ path: ['models', ...p], at: 'value', message }),
+      );
+    }
   }
 
   if (issues.length > 0) {
@@ -104,7 +115,11 @@ export function loadConfigText(text: string, fileName: string, env: NodeJS.Proce
   config.gateway.stateDir = path.resolve(baseDir, config.gateway.stateDir);
   const secrets = new Set<string>();
   collectSecrets(ConfigSchema, config, secrets);
-  return { ok: true, config, secrets: [...secrets], baseDir };
+  const warningLines = warnings.map((w) => {
+    const pos = positionOf(doc, lineCounter, w.path, w.at);
+    return at(pos.line, pos.col, formatPath(w.path), `warning: ${w.message}`);
+  });
+  return { ok: true, config, secrets: [...secrets], baseDir, warnings: warningLines };
 }
 
 type SectionCheck<T> = (cfg: T, report: ConfigIssueReporter) => void;

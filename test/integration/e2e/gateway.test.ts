@@ -139,13 +139,13 @@ afterAll(async () => {
 
 describe('the gateway end to end', () => {
   it('a fault in the replayed data is raised on MQTT with the documented payload, then cleared', { timeout: 60_000 }, async () => {
-    const raised = await waitForAlert((a) => a.state === 'raised' && a.model.name === 'press-fault', 30_000);
+    const raised = await waitForAlert((a) => a.state === 'raised' && a.model?.name === 'press-fault', 30_000);
     const row = rows[faultIndex]!;
     expect(raised).toMatchObject({
       schema: 1, state: 'raised', kind: 'equipment_fault', severity: 'major', gateway: 'e2e-gateway', asset: 'e2e-line/press1',
       provider: 'cpu', output: { name: 'failure_probability' }, rule: { raiseAbove: threshold.raiseAbove, clearBelow: threshold.clearBelow },
     });
-    expect(raised.model.version).toMatch(/^1\.0\.0\+[0-9a-f]{12}$/);
+    expect(raised.model?.version).toMatch(/^1\.0\.0\+[0-9a-f]{12}$/);
     expect(raised.output.value).toBeGreaterThan(threshold.raiseAbove);
     expect(typeof raised.eventId).toBe('string');
     expect(typeof raised.message).toBe('string');
@@ -176,7 +176,7 @@ describe('the gateway end to end', () => {
     const reloaded = await daemon.waitForMessage('config reloaded');
     expect(reloaded.restarted).toEqual(['model/press-fault']);
     const raised = await waitForAlert((a) => alerts.indexOf(a) >= before && a.state === 'raised' && a.rule.raiseAbove === -1);
-    expect(raised.model.name).toBe('press-fault');
+    expect(raised.model?.name).toBe('press-fault');
     const since = daemon.since(from);
     expect(since.filter((l) => l.component === 'opcua')).toEqual([]);
   });

@@ -55,7 +55,8 @@ describe('ModelRunner end to end', () => {
     const runner = await h.runner(modelConfig({ schedule: { onNewData: true }, alert: { recentSamples: 3 } }));
     const lastValue = await readModelFile(fixture('last-value.onnx'));
     expect(runner.name).toBe('model/press1');
-    expect(runner.health()).toMatchObject({ state: 'up', details: { provider: 'cpu', version: lastValue.version } });
+    // Loaded, but no window evaluated yet: warming up, not up.
+    expect(runner.health()).toMatchObject({ state: 'starting', details: { provider: 'cpu', version: lastValue.version } });
 
     let ts = rows(0, [[0.1, 10], [0.2, 11], [0.3, 12], [0.4, 13]]);
     await until(() => h.records.length >= 1, 5000, 'first inference');
@@ -73,7 +74,7 @@ describe('ModelRunner end to end', () => {
       model: { name: 'press1', version: lastValue.version, hash: `sha256:${lastValue.sha256}` },
       provider: 'cpu',
       output: { name: 'failure_probability' },
-      rule: { raiseAbove: 0.8, clearBelow: 0.5, forSamples: 1, forMs: 0 },
+      rule: { name: 'alert', raiseAbove: 0.8, clearBelow: 0.5, forSamples: 1, forMs: 0 },
       ts: 5000,
       raisedAt: 5000,
       // Raw values, before the model's normalisation (b has mean 10, std 2).
@@ -106,27 +107,34 @@ describe('ModelRunner end to end', () => {
       input: { name: 'input', shape: '[batch, 4, 2]', fed: [1, 4, 2], features: ['a', 'b'] },
       normalisation: 'z-score with the model metadata mean/std',
       lastInference: { ts: 7000 },
-      alert: { active: false },
+      alerts: [{ rule: 'alert', active: false }],
     });
   });
 
-  it('runs on its timer from committed data and counts windows with nothing new as skipped', async () => {
+  it('runs on its timer and evaluates each window once, however often the timer fires', async () => {
     const runner = await h.runner(modelConfig({ schedule: { everyMs: 20 } }));
     rows(0, [[0.1, 10], [0.2, 11], [0.3, 12], [0.9, 13]]);
-    await until(() => h.records.length === 1, 5000, 'an inference');
-    await until(() => ((runner.health().details!.skipped as Record<string, number>).no_new_data ?? 0) >= 3, 5000, 'skips');
-    expect(h.records).toHaveLength(1);
+    // The four rows came before the first tick: a model that starts evaluates the newest window only.
+    await until(() => h.records.length === 1, 5000, 'the newest window');
+    const ticks = (await metricValue(h.ctx.metrics, 'lineguard_model_inferences_total', { model: 'press1', result: 'ok' }))!;
+    // Ten more timer periods: nothing new, so nothing evaluated again (and no alert raised twice).
+    await new Promise((r) => setTimeout(r, 200));
+    expect(h.records.map((r) => r.ts)).toEqual([4000]);
+    expect(await metricValue(h.ctx.metrics, 'lineguard_model_inferences_total', { model: 'press1', result: 'ok' })).toBe(ticks);
     expect(h.alerts()).toHaveLength(1);
-    expect(await metricValue(h.ctx.metrics, 'lineguard_model_inferences_skipped_total', { model: 'press1', reason: 'no_new_data' })).toBeGreaterThanOrEqual(3);
+    rows(4000, [[0.95, 13]]);
+    await until(() => h.records.length === 2, 5000, 'the next window');
+    expect(h.records[1]!.ts).toBe(5000);
+    expect(runner.health().state).toBe('up');
   });
 
   it('skips windows with gaps, says why in /healthz, and resumes when the data is whole', async () => {
-    const runner = await h.runner(modelConfig({ schedule: { everyMs: 20 } }));
+    const runner = await h.runner(modelConfig({ schedule: { everyMs: 20 }, window: { latenessMs: 50 } }));
     h.publish(1000, ['press1.a'], [0.1]);
-    await until(() => runner.health().state === 'degraded', 5000, 'degraded');
-    expect(runner.health().reason).toBe('inferences are skipped: tag press1.b has no good sample in the window');
+    await until(() => /no sample yet of press1\.b/.test(runner.health().reason ?? ''), 5000, 'the reason');
+    expect(runner.health()).toMatchObject({ state: 'starting', reason: expect.stringMatching(/^waiting for the first full window: /) });
     rows(1000, [[0.1, 10], [0.2, 11], [0.3, 12], [0.4, 13]]);
-    await until(() => h.records.length === 1, 5000, 'an inference');
+    await until(() => h.records.length >= 1, 5000, 'an inference');
     expect(runner.health().state).toBe('up');
   });
 
@@ -178,26 +186,29 @@ describe('ModelRunner end to end', () => {
     // The fault is in the data once; the source then reports nothing new (it sends on change only).
     rows(0, [[0.1, 10], [0.2, 10], [0.3, 10], [0.9, 10]]);
     await until(() => flaky.left() === 2, 5000, 'the first refusal');
+    await until(() => runner.health().state === 'degraded', 5000, 'degraded');
     expect(runner.health()).toMatchObject({
       state: 'degraded',
-      reason: expect.stringMatching(/^the outbox refuses to store the raise of alert .* \(SQLITE_FULL: database or disk is full\); retried on every inference/),
-      details: { refusedAlert: { state: 'raised', attempts: 1 } },
+      reason: expect.stringMatching(/^the outbox refuses to store the raise of alert .* \(rule alert: SQLITE_FULL: database or disk is full\); retried at the next window/),
+      details: { alerts: [{ rule: 'alert', refused: { state: 'raised' } }] },
     });
     await until(() => h.alerts().length === 1, 5000, 'the raise, stored on a retry');
     expect(h.alerts()[0]).toMatchObject({ state: 'raised', ts: 4000 });
     expect(await metricValue(h.ctx.metrics, 'lineguard_model_alert_enqueue_failures_total', { model: 'press1' })).toBe(3);
     expect(runner.health().state).toBe('up');
-    expect(runner.health().details!.refusedAlert).toBeUndefined();
+    expect((runner.health().details!.alerts as Array<Record<string, unknown>>)[0]!.refused).toBeUndefined();
     expect(h.ctx.logs.filter((l) => l.msg.startsWith('the outbox refused the alert'))).toHaveLength(1);
   });
 
   it('works on a resampled window (window.periodMs)', async () => {
     const now = Date.now();
-    await h.runner(modelConfig({ window: { samples: 4, periodMs: 100 }, schedule: { everyMs: 50 } }));
+    await h.runner(modelConfig({ window: { samples: 4, periodMs: 100, latenessMs: 100 }, schedule: { everyMs: 50 } }));
     h.publish(now - 1000, TAGS, [0.2, 10]);
     h.publish(now - 50, TAGS, [0.85, 12]);
     await until(() => h.alerts().length === 1, 5000, 'the raise');
     expect(h.alerts()[0]!.output.value).toBeCloseTo(0.85, 6);
+    // The raise is at a grid time of source time, the first whose whole window holds the new value.
+    expect(h.alerts()[0]!.ts % 100).toBe(0);
   });
 
   it('a stop() that lands while start() sets up the file watch leaves nothing running', async () => {
@@ -243,25 +254,27 @@ describe('ModelRunner with a bad model', () => {
   it('a missing model: start() resolves, the model is down with the reason, and comes up when the file appears', async () => {
     mkdirSync(join(h.ctx.stateDir, 'models'));
     // Relative paths are resolved from the config directory (baseDir).
-    const runner = await h.runner(modelConfig({ file: 'models/press.onnx' }));
+    const runner = await h.runner(modelConfig({ file: 'models/press.onnx', schedule: { onNewData: true } }));
     const path = join(h.ctx.stateDir, 'models/press.onnx');
     expect(runner.health()).toMatchObject({ state: 'down', reason: `model file ${path} does not exist` });
     copyFileSync(fixture('last-value.onnx'), path);
-    await until(() => runner.health().state === 'up', 15_000, 'up after the file appeared');
+    await until(() => runner.health().state === 'starting' && runner.health().details!.version !== undefined, 15_000, 'loaded after the file appeared');
+    rows(0, [[0.1, 10], [0.2, 10], [0.3, 10], [0.4, 10]]);
+    await until(() => runner.health().state === 'up', 5000, 'up');
   });
 
   it('a corrupt model is down with the reason; the rest keeps running', async () => {
     const bad = await h.runner(modelConfig({ name: 'bad', file: fixture('corrupt.onnx') }));
     const good = await h.runner(modelConfig({ name: 'good' }));
     expect(bad.health()).toMatchObject({ state: 'down', reason: expect.stringContaining('corrupt.onnx is not a valid ONNX model') });
-    expect(good.health().state).toBe('up');
+    expect(good.health()).toMatchObject({ state: 'starting', details: { provider: 'cpu' } });
   });
 
   it('a model whose output is NaN neither raises nor clears, and health says so until its output is a number again', async () => {
     const runner = await h.runner(modelConfig({ file: fixture('nan-output.onnx'), schedule: { everyMs: 20 } }));
     rows(0, [[0.1, 10], [0.2, 10], [0.3, 10], [0.5, 10]]); // sqrt(0.5 - 1): NaN
     await until(() => runner.health().state === 'degraded', 5000, 'degraded');
-    expect(runner.health().reason).toBe('inferences are skipped: output failure_probability is NaN');
+    expect(runner.health().reason).toBe('windows are not evaluated: output failure_probability is NaN; rule alert is not evaluated');
     expect(h.records.at(-1)!.value).toBeNaN();
     expect(h.alerts()).toEqual([]);
     expect(await metricValue(h.ctx.metrics, 'lineguard_model_inferences_skipped_total', { model: 'press1', reason: 'output_not_finite' })).toBeGreaterThanOrEqual(1);
@@ -291,12 +304,12 @@ describe('ModelRunner with a bad model', () => {
 
   it('an inference past schedule.timeoutMs is abandoned and the model reloaded in a new worker', async () => {
     const runner = await h.runner(modelConfig({ file: fixture('very-slow.onnx'), schedule: { onNewData: true, timeoutMs: 100 } }));
-    expect(runner.health().state).toBe('up');
+    expect(runner.health().state).toBe('starting');
     rows(0, [[0.1, 1], [0.2, 1], [0.3, 1], [0.4, 1]]);
-    await until(() => runner.health().state !== 'up', 5000, 'the timeout');
+    await until(() => runner.health().state === 'down', 5000, 'the timeout');
     expect(runner.health().reason).toBe('the model stopped working: no result after 100 ms (schedule.timeoutMs)');
     expect(await metricValue(h.ctx.metrics, 'lineguard_model_inferences_total', { model: 'press1', result: 'timeout' })).toBe(1);
-    await until(() => runner.health().state === 'up', 10_000, 'reloaded');
+    await until(async () => (await metricValue(h.ctx.metrics, 'lineguard_model_loads_total', { model: 'press1', result: 'ok' })) === 2, 10_000, 'reloaded');
     expect(await metricValue(h.ctx.metrics, 'lineguard_model_loads_total', { model: 'press1', result: 'ok' })).toBe(2);
   });
 
@@ -312,7 +325,7 @@ describe('ModelRunner with a bad model', () => {
       details: { loadError: { code: 'stuck' } },
     });
     expect(await metricValue(h.ctx.metrics, 'lineguard_model_loads_total', { model: 'press1', result: 'ok' })).toBe(1);
-    await until(() => runner.health().state === 'up', 15_000, 'loaded again once the thread ended');
+    await until(async () => (await metricValue(h.ctx.metrics, 'lineguard_model_loads_total', { model: 'press1', result: 'ok' })) === 2, 15_000, 'loaded again once the thread ended');
     expect(await metricValue(h.ctx.metrics, 'lineguard_model_loads_total', { model: 'press1', result: 'ok' })).toBe(2);
   });
 

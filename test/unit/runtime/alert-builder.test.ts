@@ -4,6 +4,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import { describe, expect, it } from 'vitest';
 import { buildAlertEvent, type AlertInput } from '../../../src/runtime/alert-builder.js';
 import { AlertRule } from '../../../src/runtime/alert-rule.js';
+import { modelRules } from '../../../src/runtime/config.js';
 import { modelConfig, ROOT } from './runtime-context.js';
 
 /** The JSON Schema published in docs/alert-payload.md (the last ```json block). */
@@ -19,11 +20,12 @@ const model = { name: 'press1', version: '1.0.0+0123456789ab', hash: `sha256:${'
 const inputs = { 'press1.a': [[1000, 0.5], [2000, null]] as Array<[number, number | null]>, 'press1.b': [[1000, 11], [2000, 12]] as Array<[number, number | null]> };
 
 function events(cfg = modelConfig({ alert: { forSamples: 2 } })) {
-  const rule = new AlertRule(cfg.alert, () => 'occ-1');
+  const named = modelRules(cfg)[0]!;
+  const rule = new AlertRule(named, () => 'occ-1');
   rule.evaluate(0.9, 1000);
   const raise = rule.evaluate(0.95, 2000)!;
   const clear = rule.evaluate(0.1, 3000) ?? rule.evaluate(0.1, 4000)!;
-  const base: Omit<AlertInput, 'transition' | 'output'> = { gatewayId: 'gw-1', cfg, model, inputs };
+  const base: Omit<AlertInput, 'transition' | 'output'> = { gatewayId: 'gw-1', cfg, rule: named, model, inputs };
   let n = 0;
   const id = () => `evt-${++n}`;
   return {
@@ -47,11 +49,11 @@ describe('buildAlertEvent', () => {
       model: { name: 'press1', version: '1.0.0+0123456789ab', hash: model.hash },
       provider: 'cpu',
       output: { name: 'failure_probability', value: 0.95 },
-      rule: { raiseAbove: 0.8, clearBelow: 0.5, forSamples: 2, forMs: 0 },
+      rule: { name: 'alert', raiseAbove: 0.8, clearBelow: 0.5, forSamples: 2, forMs: 0 },
       ts: 2000,
       raisedAt: 2000,
       inputs,
-      message: 'major equipment_fault on line-1/press-1: model press1 failure_probability is 0.95, above 0.8 for 2 inferences',
+      message: 'major equipment_fault on line-1/press-1: model press1 failure_probability is 0.95, above 0.8 for 2 windows',
     });
   });
 
@@ -67,10 +69,11 @@ describe('buildAlertEvent', () => {
       asset: undefined,
       alert: { raiseAbove: undefined, clearBelow: undefined, raiseBelow: 30, clearAbove: 50, kind: 'degradation', severity: 'warning', forMs: 60000 },
     });
-    const rule = new AlertRule(cfg.alert, () => 'occ');
+    const named = modelRules(cfg)[0]!;
+    const rule = new AlertRule(named, () => 'occ');
     rule.evaluate(20, 0);
     const t = rule.evaluate(20, 60000)!;
-    const e = buildAlertEvent({ gatewayId: 'gw', cfg, model, inputs: {}, transition: t, output: { name: 'rul_cycles', value: 20, label: 'engine' } });
+    const e = buildAlertEvent({ gatewayId: 'gw', cfg, rule: named, model, inputs: {}, transition: t, output: { name: 'rul_cycles', value: 20, label: 'engine' } });
     expect(e).toMatchObject({ rule: { raiseBelow: 30, clearAbove: 50, forMs: 60000 }, output: { label: 'engine' } });
     expect(e).not.toHaveProperty('asset');
     expect(e.message).toBe('warning degradation: model press1 rul_cycles (engine) is 20, below 30 for 60000 ms');

@@ -1,6 +1,6 @@
 import { Value } from '@sinclair/typebox/value';
 import { describe, expect, it } from 'vitest';
-import { checkModelsConfig, ModelConfigSchema, type ModelConfig } from '../../../src/runtime/config.js';
+import { checkModelsConfig, ModelConfigSchema, modelRules, type ModelConfig } from '../../../src/runtime/config.js';
 import { modelConfig } from './runtime-context.js';
 
 function issues(models: ModelConfig[]): string[] {
@@ -87,11 +87,28 @@ describe('checkModelsConfig', () => {
     expect(issues([modelConfig({ requireGpu: true, executionProviders: ['tensorrt', 'cuda'] })])).toEqual([]);
   });
 
-  it('reports a provider or an input tag listed twice, and maxHoldMs without periodMs', () => {
+  it('reports a provider or an input tag listed twice', () => {
     expect(issues([modelConfig({ executionProviders: ['cuda', 'cpu', 'cuda'], inputs: ['a', 'b', 'a'], window: { maxHoldMs: 500 } })])).toEqual([
       '0.executionProviders.2: execution provider "cuda" is listed twice',
       '0.inputs.2: tag "a" is already input 0 of this model',
-      '0.window.maxHoldMs: maxHoldMs only applies to a resampled window: set window.periodMs too',
     ]);
+  });
+
+  it('takes several rules under alerts, each with a distinct name, and refuses alert and alerts together', () => {
+    const two = modelConfig({
+      alerts: [
+        { output: 'failure_probability', raiseAbove: 0.8, clearBelow: 0.5 },
+        { output: 'failure_mode_probabilities', outputIndex: 'max', raiseAbove: 0.9, clearBelow: 0.5 },
+      ],
+    });
+    expect(issues([two])).toEqual([]);
+    expect(modelRules(two).map((r) => r.name)).toEqual(['failure_probability', 'failure_mode_probabilities']);
+    const same = modelConfig({ alerts: [{ raiseAbove: 0.8, clearBelow: 0.5 }, { raiseAbove: 0.9, clearBelow: 0.5 }] });
+    expect(issues([same])).toEqual([]);
+    expect(modelRules(same).map((r) => r.name)).toEqual(['rule0', 'rule1']);
+    const clash = modelConfig({ alerts: [{ output: 'p', raiseAbove: 0.8, clearBelow: 0.5 }, { output: 'p', raiseAbove: 0.9, clearBelow: 0.5 }] });
+    expect(issues([clash])).toEqual(['0.alerts.1: rule name "p" is already used by alerts[0]: give each rule a distinct name']);
+    expect(issues([{ ...two, alert: modelConfig().alert }])).toEqual(['0.alerts: use either alert (one rule) or alerts (a list of rules), not both']);
+    expect(issues([{ ...two, alerts: undefined }])).toEqual(['0: a model needs an alert rule: add alert (one rule) or alerts (a list)']);
   });
 });

@@ -22,7 +22,7 @@ describe('resolveModelIo', async () => {
     expect(io).toMatchObject({ inputName: 'input', inputDims: [1, 4, 2], declaredInputShape: '[batch, 4, 2]', featureNames: ['a', 'b'] });
     expect(Array.from(io.normalisation!.mean)).toEqual([0, 10]);
     expect(Array.from(io.normalisation!.std)).toEqual([1, 2]);
-    expect(io.rule).toEqual({ name: 'failure_probability', index: 0, kind: 'probability', labels: undefined });
+    expect(io.rule).toEqual({ rule: 'alert', name: 'failure_probability', index: 0, kind: 'probability', labels: undefined });
   });
 
   it('feeds raw values without metadata or with normalisation none', () => {
@@ -79,21 +79,22 @@ describe('ruleValue / checkWarmupOutputs', () => {
   const outputs: OutputTensors = { p: { type: 'float32', dims: [1, 3], data: Float64Array.of(0.2, 0.7, 0.1) } };
 
   it('reads the configured element, or the largest with its label', () => {
-    expect(ruleValue({ name: 'p', index: 1, kind: 'probabilities', labels: ['ok', 'wear', 'heat'] }, outputs)).toEqual({ value: 0.7, index: 1, label: 'wear' });
-    expect(ruleValue({ name: 'p', index: 'max', kind: undefined, labels: ['ok', 'wear', 'heat'] }, outputs)).toEqual({ value: 0.7, index: 1, label: 'wear' });
-    expect(ruleValue({ name: 'p', index: 2, kind: undefined, labels: undefined }, outputs)).toEqual({ value: 0.1, index: 2 });
-    expect(ruleValue({ name: 'q', index: 0, kind: undefined, labels: undefined }, outputs).value).toBeNaN();
+    expect(ruleValue({ rule: 'alert', name: 'p', index: 1, kind: 'probabilities', labels: ['ok', 'wear', 'heat'] }, outputs)).toEqual({ value: 0.7, index: 1, label: 'wear' });
+    expect(ruleValue({ rule: 'alert', name: 'p', index: 'max', kind: undefined, labels: ['ok', 'wear', 'heat'] }, outputs)).toEqual({ value: 0.7, index: 1, label: 'wear' });
+    expect(ruleValue({ rule: 'alert', name: 'p', index: 2, kind: undefined, labels: undefined }, outputs)).toEqual({ value: 0.1, index: 2 });
+    expect(ruleValue({ rule: 'alert', name: 'q', index: 0, kind: undefined, labels: undefined }, outputs).value).toBeNaN();
     // A model with a dynamic output shape may return fewer elements than at warm-up: NaN (skipped), saying why.
-    expect(ruleValue({ name: 'p', index: 3, kind: undefined, labels: undefined }, outputs)).toMatchObject({
+    expect(ruleValue({ rule: 'alert', name: 'p', index: 3, kind: undefined, labels: undefined }, outputs)).toMatchObject({
       value: Number.NaN, problem: 'alert.outputIndex 3 is outside output "p" [1, 3]',
     });
-    expect(ruleValue({ name: 'q', index: 0, kind: undefined, labels: undefined }, outputs).problem).toBe('the model returned no output "q"');
+    expect(ruleValue({ rule: 'alert', name: 'q', index: 0, kind: undefined, labels: undefined }, outputs).problem).toBe('the model returned no output "q"');
   });
 
   it('refuses an index outside the real output', async () => {
     const file = await readModelFile(fixture('no-metadata.onnx'));
     const io = resolveModelIo(modelConfig({ alert: { output: 'failure_probability', outputIndex: 0 } }), file, load({ type: 'float32', shape: ['batch', 4, 2] }, [{ name: 'p', type: 'float32', shape: ['batch', 'k'] }, { name: 'failure_probability', type: 'float32', shape: ['batch', 'k'] }]));
-    expect(() => checkWarmupOutputs({ ...io, rule: { ...io.rule, name: 'p', index: 3 } }, outputs)).toThrow('alert.outputIndex 3 is outside output "p" (the model returned [1, 3])');
+    const p = { ...io.rule, name: 'p', index: 3 };
+    expect(() => checkWarmupOutputs({ ...io, rule: p, rules: [p] }, outputs)).toThrow('rule alert: outputIndex 3 is outside output "p" (the model returned [1, 3])');
     expect(() => checkWarmupOutputs(io, outputs)).toThrow('the model did not return output "failure_probability"');
   });
 });

@@ -6,6 +6,7 @@ import { Value } from '@sinclair/typebox/value';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import type { ComponentContext } from '../../../src/core/component.js';
+import { SourceClocks } from '../../../src/core/source-clock.js';
 import { TagBus } from '../../../src/core/tag-bus.js';
 import type { Quality, TagSample, TagValue } from '../../../src/core/tag-sample.js';
 import { ModelConfigSchema, type ModelConfig } from '../../../src/runtime/config.js';
@@ -23,7 +24,7 @@ export function fixture(name: string): string {
 export type LogLine = { level: number; msg: string; [key: string]: unknown };
 
 /** A real component context over a fresh temp state directory, with the log lines kept in `logs`. */
-export function runtimeContext(): ComponentContext & { cleanup(): void; bus: TagBus; metrics: Registry; logs: LogLine[] } {
+export function runtimeContext(): ComponentContext & { cleanup(): void; bus: TagBus; metrics: Registry; logs: LogLine[]; clocks: SourceClocks } {
   const stateDir = mkdtempSync(join(tmpdir(), 'lg-runtime-'));
   const logs: LogLine[] = [];
   const log = pino({ level: 'debug' }, {
@@ -32,18 +33,23 @@ export function runtimeContext(): ComponentContext & { cleanup(): void; bus: Tag
       if (process.env.LOG_LEVEL) process.stderr.write(line);
     },
   });
+  // As the daemon wires it: every batch goes through the sources' clocks before any listener sees it.
+  const clocks = new SourceClocks();
   return {
     log,
     logs,
     metrics: new Registry(),
-    bus: new TagBus(),
+    clocks,
+    bus: new TagBus(undefined, clocks.stamp),
     gatewayId: 'gw-test',
     stateDir,
     cleanup: () => rmSync(stateDir, { recursive: true, force: true }),
   };
 }
 
-type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : DeepPartial<T[K]>) : T[K] };
+type DeepPartial<T> = {
+  [K in keyof T]?: NonNullable<T[K]> extends object ? (NonNullable<T[K]> extends unknown[] ? T[K] : DeepPartial<NonNullable<T[K]>>) : T[K];
+};
 
 /**
  * A model config for the last-value fixture (window 4 × tags a, b) with the schema defaults filled in, as the
@@ -64,9 +70,10 @@ export function modelConfig(overrides: DeepPartial<ModelConfig> = {}): ModelConf
     ...overrides,
     window: { ...base.window, ...overrides.window },
     schedule: { ...base.schedule, ...overrides.schedule },
-    alert: { ...base.alert, ...overrides.alert },
+    ...(overrides.alerts ? { alert: undefined } : { alert: { ...base.alert, ...overrides.alert } }),
     ...(overrides.tensorrt ? { tensorrt: overrides.tensorrt } : {}),
   };
+  if (merged.alert === undefined) delete (merged as { alert?: unknown }).alert;
   const cfg = Value.Default(ModelConfigSchema, structuredClone(merged)) as ModelConfig;
   if (!Value.Check(ModelConfigSchema, cfg)) {
     throw new Error(`test config does not pass the schema: ${[...Value.Errors(ModelConfigSchema, cfg)].map((e) => `${e.path} ${e.message}`).join('; ')}`);
@@ -79,9 +86,9 @@ export function sample(tag: string, ts: number, value: TagValue, quality: Qualit
 }
 
 /** Waits until `check` returns true (polling), failing after `ms` with `what`. */
-export async function until(check: () => boolean, ms = 10_000, what = 'condition'): Promise<void> {
+export async function until(check: () => boolean | Promise<boolean>, ms = 10_000, what = 'condition'): Promise<void> {
   const end = Date.now() + ms;
-  while (!check()) {
+  while (!(await check())) {
     if (Date.now() > end) throw new Error(`${what} not met within ${ms} ms`);
     await new Promise((r) => setTimeout(r, 5));
   }
