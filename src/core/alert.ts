@@ -102,6 +102,11 @@ export interface AlertOutbox {
    * `attempts` by peek. Informational and best effort: never throws for a write that failed.
    */
   recordAttempt(seq: number): void;
+  /**
+   * The producer gave up an alert the outbox refused (the condition behind it is gone before the disk took it):
+   * counted once as lost and logged with its alertId. Optional: an outbox without a loss counter need not have it.
+   */
+  reportLost?(alert: AlertEvent, reason?: string): void;
   /** Number of alerts waiting. */
   depth(): number;
   /** Called (synchronously) after each enqueue; returns an unsubscribe function. */

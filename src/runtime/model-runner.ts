@@ -506,7 +506,7 @@ export class ModelRunner implements Component {
         rule: e.cfg.name,
         active: e.rule.active !== undefined,
         ...(e.rule.active ? { alertId: e.rule.active.alertId, raisedAt: new Date(e.rule.active.raisedAt).toISOString(), evaluating: !unavailable } : {}),
-        ...(e.refused ? { refused: { ...e.refused, since: new Date(e.refused.since).toISOString() } } : {}),
+        ...(e.refused ? { refused: { state: e.refused.state, alertId: e.refused.alertId, message: e.refused.message, attempts: e.refused.attempts, since: new Date(e.refused.since).toISOString() } } : {}),
       })),
     };
   }

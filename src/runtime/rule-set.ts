@@ -15,7 +15,7 @@ export interface RuleEntry {
   key: string;
   rule: AlertRule;
   /** The outbox refused this rule's last transition: it is retried at the next window (a new event). */
-  refused?: { state: 'raised' | 'cleared'; alertId: string; message: string; since: number; attempts: number } | undefined;
+  refused?: { state: 'raised' | 'cleared'; alertId: string; message: string; since: number; attempts: number; event: AlertEvent } | undefined;
 }
 
 /** What the rule set needs to turn a transition into a payload. */
@@ -96,7 +96,14 @@ export class RuleSet {
     const before = entry.rule.snapshot();
     const transition = entry.rule.evaluate(value, windowTs);
     if (!transition) {
-      if (entry.refused) this.log.warn({ rule: entry.key, alertId: entry.refused.alertId, state: entry.refused.state }, 'the alert the outbox refused no longer applies');
+      if (entry.refused) {
+        this.log.warn({ rule: entry.key, alertId: entry.refused.alertId, state: entry.refused.state }, 'the alert the outbox refused no longer applies: it was never delivered');
+        try {
+          this.outbox.reportLost?.(entry.refused.event);
+        } catch (err) {
+          this.log.debug({ err }, 'lost alert not counted');
+        }
+      }
       entry.refused = undefined;
       if (snapshotChanged(before, entry.rule.snapshot())) this.#dirty = true;
       return undefined;
@@ -109,10 +116,10 @@ export class RuleSet {
       const message = (err as Error).message;
       if (entry.refused?.state === event.state) {
         // A retried raise carries a new alertId (the refused occurrence never existed for subscribers).
-        Object.assign(entry.refused, { alertId: event.alertId, message, attempts: entry.refused.attempts + 1 });
+        Object.assign(entry.refused, { alertId: event.alertId, message, attempts: entry.refused.attempts + 1, event });
       } else {
         this.log.error({ err, rule: entry.key, alertId: event.alertId, state: event.state }, 'the outbox refused the alert; it is retried at the next window');
-        entry.refused = { state: event.state, alertId: event.alertId, message, since: this.now(), attempts: 1 };
+        entry.refused = { state: event.state, alertId: event.alertId, message, since: this.now(), attempts: 1, event };
       }
       return undefined;
     }

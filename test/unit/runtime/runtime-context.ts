@@ -48,7 +48,9 @@ export function runtimeContext(): ComponentContext & { cleanup(): void; bus: Tag
 }
 
 type DeepPartial<T> = {
-  [K in keyof T]?: NonNullable<T[K]> extends object ? (NonNullable<T[K]> extends unknown[] ? T[K] : DeepPartial<NonNullable<T[K]>>) : T[K];
+  [K in keyof T]?: NonNullable<T[K]> extends Array<infer U>
+    ? (U extends object ? Array<DeepPartial<U>> : T[K])
+    : NonNullable<T[K]> extends object ? DeepPartial<NonNullable<T[K]>> : T[K];
 };
 
 /**
