@@ -353,3 +353,30 @@ describe('ModelRunner with a bad model', () => {
     expect(await metricValue(h.ctx.metrics, 'lineguard_model_loads_total', { model: 'press1', result: 'ok' })).toBe(2);
   });
 });
+
+describe('ModelRunner with several rules', () => {
+  it('a two-output model runs one inference per window and evaluates two rules, each with its own state', async () => {
+    await h.runner(modelConfig({
+      schedule: { onNewData: true },
+      alerts: [
+        { output: 'failure_probability', raiseAbove: 0.8, clearBelow: 0.5 },
+        { name: 'mean-a', output: 'window_mean', outputIndex: 0, raiseAbove: 0.6, clearBelow: 0.3, kind: 'degradation' },
+      ],
+    }));
+    let ts = rows(0, [[0.1, 10], [0.1, 10], [0.1, 10], [0.9, 10]]); // last a 0.9: rule 1 raises; mean 0.3: rule 2 not
+    await until(() => h.alerts().length === 1, 5000, 'the first raise');
+    expect(h.alerts()[0]).toMatchObject({ state: 'raised', rule: { name: 'failure_probability' }, kind: 'equipment_fault' });
+    ts = rows(ts, [[0.9, 10], [0.9, 10]]); // window a = 0.1, 0.9, 0.9, 0.9: mean 0.7 raises rule 2
+    await until(() => h.alerts().length === 2, 5000, 'the second raise');
+    expect(h.alerts()[1]).toMatchObject({ state: 'raised', rule: { name: 'mean-a' }, kind: 'degradation', output: { name: 'window_mean' } });
+    expect(h.alerts()[1]!.alertId).not.toBe(h.alerts()[0]!.alertId);
+    rows(ts, [[0.1, 10]]); // last 0.1 clears rule 1; mean 0.7 keeps rule 2
+    await until(() => h.alerts().length === 3, 5000, 'the clear');
+    expect(h.alerts()[2]).toMatchObject({ state: 'cleared', alertId: h.alerts()[0]!.alertId, rule: { name: 'failure_probability' } });
+    // One inference per window, whatever the number of rules.
+    expect(h.records.map((r) => r.ts)).toEqual([4000, 5000, 6000, 7000]);
+    expect(await metricValue(h.ctx.metrics, 'lineguard_model_inferences_total', { model: 'press1', result: 'ok' })).toBe(4);
+    expect(h.buffer.outbox.loadRuleState('press1/mean-a')).toContain('"active":{');
+    expect(h.buffer.outbox.loadRuleState('press1/failure_probability')).not.toContain('"active"');
+  });
+});
