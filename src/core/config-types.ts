@@ -58,7 +58,7 @@ export const ClockPolicySchema = Section(
       description:
         'A sample stamped more than this ahead of the gateway clock (a PLC clock in the wrong year) is restamped with its ' +
         'arrival time minus the source\'s measured offset, and counted in lineguard_source_clock_restamped_total.',
-      minimum: 1000, maximum: 31_622_400_000, default: 86_400_000,
+      minimum: 1000, maximum: 315_576_000_000, default: 86_400_000,
     }),
     stepThresholdMs: Type.Integer({
       description:
