@@ -190,6 +190,12 @@ function copyModules(rel) {
   }
 }
 copyModules('');
+// Directories left empty by pruning (e.g. types/tests/ of a package whose .d.ts files went) are dropped too.
+function dropEmpty(dir) {
+  for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) dropEmpty(path.join(dir, e.name));
+  if (readdirSync(dir).length === 0) rmSync(dir, { recursive: true });
+}
+dropEmpty(rootPath(`${PREFIX}/node_modules`));
 
 // Node.js: the binary and its licence (headers, man page and docs are not needed to run).
 copy(NODE, `${PREFIX}/node/bin/node`, 0o755);
@@ -277,8 +283,9 @@ const shl = run('dpkg-shlibdeps', ['-O', `-S${ROOT}`, ...natives.map(rootPath), 
   })(),
   capture: true,
 });
-// systemd: systemd-sysusers/-tmpfiles in postinst, systemd-notify for READY/WATCHDOG at run time.
-const depends = [...parseShlibdeps(shl), 'systemd'];
+// systemd: systemd-sysusers/-tmpfiles in postinst, systemd-notify for READY/WATCHDOG at run time; procps: the
+// unit's ExecReload=/bin/kill (systemd-analyze verify fails without it).
+const depends = [...parseShlibdeps(shl), 'systemd', 'procps'];
 put('/DEBIAN/control', controlFile({
   npmVersion: pkg.version, target, depends, installedSizeKiB: installedKiB, nodeVersion,
   maintainer: process.env.LINEGUARD_MAINTAINER || 'Lineguard maintainers <lineguard@example.invalid>',

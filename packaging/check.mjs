@@ -9,7 +9,7 @@
 // 2. dpkg -x into an empty temp root: the packaged node runs `lineguard --help`, `check-config` on the packaged
 //    example and `model inspect` on a packaged model with an empty environment, far from any node_modules.
 // 3. As root with debootstrap (Debian package): a minimal Debian chroot (built once, cached in build/package-check/)
-//    with systemd but no nodejs gets `apt-get install --no-download ./lineguard_….deb`; then the user, the
+//    with systemd and procps but no nodejs gets `apt-get install ./lineguard_….deb` (downloads blocked); then the user, the
 //    directories, `systemd-analyze verify` of the installed unit, /usr/bin/lineguard, the demo line run as the
 //    lineguard user, an upgrade that keeps an edited config and the state dir, remove and purge.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -85,7 +85,7 @@ for (const p of [
 ]) check(`contains ${p}`, has(p));
 const ts = paths.filter((p) => /\.(ts|mts|cts)$/.test(p));
 check('no TypeScript sources or declarations', ts.length === 0, ts.slice(0, 5).join('\n'));
-const tests = paths.filter((p) => /\/(test|tests|__tests__)\//.test(p) || /\.(test|spec)\.[cm]?js$/.test(p));
+const tests = paths.filter((p) => !p.endsWith('/')).filter((p) => /\/(test|tests|__tests__)\//.test(p) || /\.(test|spec)\.[cm]?js$/.test(p));
 check('no test files', tests.length === 0, tests.slice(0, 5).join('\n'));
 const foreign = paths.map((p) => [p, foreignBinaryReason(p, target)]).filter(([, r]) => r);
 check(`no binaries for another OS or architecture than linux/${target.nodeArch}`, foreign.length === 0, foreign.slice(0, 5).map(([p, r]) => `${p} (${r})`).join('\n'));
@@ -143,7 +143,7 @@ if (opts['no-chroot'] || !canChroot) {
     rmSync(`${base}.tmp`, { recursive: true, force: true });
     const d = sh('nice', ['-n', '15', 'debootstrap', '--variant=minbase', 'bookworm', `${base}.tmp`, 'http://deb.debian.org/debian'], { stdio: 'inherit' });
     if (d.code !== 0) throw new Error('debootstrap failed');
-    const s = sh('chroot', [`${base}.tmp`, 'sh', '-c', 'apt-get install -y -qq --no-install-recommends systemd >/dev/null && apt-get clean'], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', DEBIAN_FRONTEND: 'noninteractive' }, stdio: 'inherit' });
+    const s = sh('chroot', [`${base}.tmp`, 'sh', '-c', 'apt-get install -y -qq --no-install-recommends systemd procps >/dev/null && apt-get clean'], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', DEBIAN_FRONTEND: 'noninteractive' }, stdio: 'inherit' });
     if (s.code !== 0) throw new Error('installing systemd into the chroot base failed');
     writeFileSync(path.join(`${base}.tmp`, '.ready'), '');
     renameSync(`${base}.tmp`, base);
@@ -190,7 +190,7 @@ if (opts['no-chroot'] || !canChroot) {
       demo.all.slice(-3000));
     const edit = inRoot('printf "# edited on site\\n" >> /etc/lineguard/lineguard.yaml && mkdir -p /var/lib/lineguard/pki/trusted/certs && touch /var/lib/lineguard/pki/trusted/certs/plc.der && printf s3cret > /etc/lineguard/credentials/mqtt-password');
     const upg = inRoot(`cd /tmp && ${apt} install -y ./lineguard-upgrade.deb`);
-    const after = inRoot('tail -1 /etc/lineguard/lineguard.yaml; ls /var/lib/lineguard/pki/trusted/certs; cat /etc/lineguard/credentials/mqtt-password; echo; dpkg-query -W -f "${Version}" lineguard');
+    const after = inRoot('tail -1 /etc/lineguard/lineguard.yaml; ls /var/lib/lineguard/pki/trusted/certs; cat /etc/lineguard/credentials/mqtt-password; echo; dpkg-query -W -f "\\${Version}" lineguard');
     check('chroot: upgrade keeps the edited config, the PKI and the credentials', edit.code === 0 && upg.code === 0
       && /# edited on site\nplc\.der\ns3cret\n.*\+check$/.test(after.out), `${upg.all.slice(-1500)}\n${after.all}`);
     const rm = inRoot(`${apt} remove -y lineguard >/dev/null && test ! -e /opt/lineguard && test ! -e /usr/bin/lineguard && test -f /etc/lineguard/lineguard.yaml && test -d /var/lib/lineguard/pki && echo removed-ok`);
