@@ -42,7 +42,11 @@ describe('lineguard CLI', () => {
     const file = path.join(dir, 'example.yaml');
     writeFileSync(file, example.stdout);
     const check = lineguard(['check-config', file]);
-    expect(check.stderr).toBe('');
+    // The example points at the installed model (/opt/lineguard/models/...): on a machine without the package
+    // that file is missing, which is a warning (the model comes up when the file appears), never an error.
+    for (const line of check.stderr.split('\n').filter((l) => l.length > 0)) {
+      expect(line).toMatch(/^.*example\.yaml:\d+:\d+ models\[0\]\.file: warning: \/opt\/lineguard\/models\/ai4i-fault\/model\.onnx does not exist \(yet\)/);
+    }
     expect(check.status).toBe(0);
     expect(check.stdout.trim().split('\n')).toHaveLength(1);
     expect(check.stdout).toMatch(/OK — gateway press-line-1, 2 sources \(1 OPC UA, 1 MQTT\), 6 OPC UA tags \+ 1 MQTT value mapping, 1 model, alerts to site/);
