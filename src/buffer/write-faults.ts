@@ -6,6 +6,7 @@ import { errorCode, isFullError } from './database.js';
 import { DiskReserve, RESERVE_WAL_BYTES } from './disk-reserve.js';
 import type { Retention } from './retention.js';
 import { WalGuard } from './wal-guard.js';
+import { monotonicMs } from '../core/source-clock.js';
 
 export interface WriteFaultsOptions {
   file: string;
@@ -84,7 +85,7 @@ export class WriteFaults {
 
   /** False while a failure's backoff delay runs (timers skip their commit; an explicit flush still tries). */
   retryDue(): boolean {
-    return !this.#failure || Date.now() >= this.#retryAt;
+    return !this.#failure || monotonicMs() >= this.#retryAt;
   }
 
   /**
@@ -148,7 +149,7 @@ export class WriteFaults {
   failed(err: unknown, pendingSamples: number, memoryMaxSamples: number): void {
     const code = errorCode(err);
     this.#metrics.writeErrors.inc({ code });
-    this.#retryAt = Date.now() + this.#backoff.next();
+    this.#retryAt = monotonicMs() + this.#backoff.next();
     // Give the WAL's blocks back, and let the database file take what the WAL held (a commit may have failed
     // only because the WAL could not grow).
     if (isFullError(err)) this.#wal.checkpoint('write_failed', 'TRUNCATE');

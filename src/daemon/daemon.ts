@@ -4,7 +4,7 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { Component, ComponentHealth } from '../core/component.js';
 import { gauge, counter } from '../core/metrics.js';
 import { MqttAlertSink } from '../connectors/mqtt/index.js';
-import { SourceClocks } from '../core/source-clock.js';
+import { monotonicMs, SourceClocks } from '../core/source-clock.js';
 import { TagBus } from '../core/tag-bus.js';
 import { registerSourceClockMetrics } from './source-clock-metrics.js';
 import type { Config } from './config/schema.js';
@@ -93,7 +93,8 @@ export class Daemon {
   #running = new Map<string, Running>();
   #http: HealthServer | undefined;
   #abort = new AbortController();
-  #startedAt = Date.now();
+  /** Monotonic: uptime must not jump with the wall clock. */
+  #startedAt = monotonicMs();
   #starting: Promise<void> | undefined;
   #stopping: Promise<void> | undefined;
   #reloading: Promise<ReloadResult> | undefined;
@@ -317,7 +318,7 @@ export class Daemon {
       // Anything a phase did not name (none today): stopped last, still bounded.
       for (const name of [...this.#running.keys()].reverse()) await this.#stopOne(name);
       await this.#http?.stop();
-      this.log.info({ uptimeS: Math.round((Date.now() - this.#startedAt) / 1000), stopMs: Math.round(performance.now() - t0) }, 'gateway stopped');
+      this.log.info({ uptimeS: Math.round((monotonicMs() - this.#startedAt) / 1000), stopMs: Math.round(performance.now() - t0) }, 'gateway stopped');
     })();
     return this.#stopping;
   }
@@ -355,7 +356,7 @@ export class Daemon {
     return {
       status,
       gateway: this.#config.gateway.id,
-      uptimeS: Math.round((Date.now() - this.#startedAt) / 1000),
+      uptimeS: Math.round((monotonicMs() - this.#startedAt) / 1000),
       reasons,
       components,
       clocks: this.clocks.states(),

@@ -39,7 +39,8 @@ export class SystemdNotifier {
   }
 
   reloading(): void {
-    this.#send(['RELOADING=1', `MONOTONIC_USEC=${Math.round(performance.timeOrigin * 1000 + performance.now() * 1000)}`]);
+    // CLOCK_MONOTONIC in µs, as systemd compares it with its own (sd_notify(3)); process.hrtime is CLOCK_MONOTONIC on Linux.
+    this.#send(['RELOADING=1', `MONOTONIC_USEC=${process.hrtime.bigint() / 1000n}`]);
   }
 
   /**

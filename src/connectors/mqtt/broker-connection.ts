@@ -4,6 +4,7 @@ import { Backoff } from '../../core/backoff.js';
 import type { MqttBrokerConfig } from './config.js';
 import { connectOptions, displayUrl } from './connect-options.js';
 import type { ConnectionMetrics } from './mqtt-metrics.js';
+import { monotonicMs } from '../../core/source-clock.js';
 
 /** A connection that stayed up this long was healthy: the next failure starts the backoff from the beginning. */
 const STABLE_AFTER_MS = 10_000;
@@ -51,7 +52,9 @@ export class BrokerConnection {
   /** Removes our listeners from `#client` (only ours: mqtt.js keeps its own on the same emitter). */
   #detach: (() => void) | undefined;
   #state: ConnectionState = 'waiting';
+  /** Monotonic time of the connect (how long a session lasted); `#connectedWall` is what /healthz shows. */
   #connectedAt = 0;
+  #connectedWall = 0;
   #lastError: string | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
   #stopped = false;
@@ -94,7 +97,7 @@ export class BrokerConnection {
       url: displayUrl(this.options.broker.url),
       clientId: this.options.clientId,
       connection: this.#state,
-      ...(this.#state === 'connected' ? { connectedSince: new Date(this.#connectedAt).toISOString() } : {}),
+      ...(this.#state === 'connected' ? { connectedSince: new Date(this.#connectedWall).toISOString() } : {}),
       ...(this.#lastError ? { lastError: this.#lastError } : {}),
       failedAttempts: this.#backoff.attempts,
     };
@@ -173,7 +176,8 @@ export class BrokerConnection {
       connected = true;
       if (this.options.noDelay) (client.stream as { setNoDelay?: (noDelay: boolean) => void } | undefined)?.setNoDelay?.(true);
       this.#state = 'connected';
-      this.#connectedAt = Date.now();
+      this.#connectedAt = monotonicMs();
+      this.#connectedWall = Date.now();
       this.#lastError = undefined;
       this.options.metrics.connected.set(1);
       this.options.metrics.connects.inc();
@@ -207,7 +211,7 @@ export class BrokerConnection {
       client.end(true);
       if (connected) {
         this.options.metrics.connected.set(0);
-        const lasted = Date.now() - this.#connectedAt;
+        const lasted = monotonicMs() - this.#connectedAt;
         if (lasted >= STABLE_AFTER_MS) this.#backoff.reset();
         this.options.log.warn(
           { url: displayUrl(this.options.broker.url), lastedMs: lasted, reason: this.#lastError },

@@ -7,6 +7,7 @@ import type { SampleSink } from './sample-sink.js';
 import { bounded } from './session-opener.js';
 import { pollGroups, type ResolvedTag } from './tag-plan.js';
 import { mapDataValue, type DataValueLike } from './value-mapping.js';
+import { monotonicMs } from '../../core/source-clock.js';
 
 export interface PollerOptions {
   opcua: Opcua;
@@ -78,9 +79,9 @@ export class Poller {
     if (this.#stopped) return;
     const timer = setTimeout(() => {
       this.#timers.delete(timer);
-      const started = Date.now();
+      const started = monotonicMs();
       this.#pollOnce(period)
-        .then(() => this.#schedule(period, Math.max(0, period - (Date.now() - started))))
+        .then(() => this.#schedule(period, Math.max(0, period - (monotonicMs() - started))))
         .catch((err: Error) => {
           if (!this.#stopped) this.#o.onLost(`read failed: ${err.message}`);
         });

@@ -1,3 +1,5 @@
+import { monotonicMs } from '../../core/source-clock.js';
+
 /**
  * "Connected but silent": a session whose socket is open but whose subscription sends neither data nor
  * keep-alives (a half-open TCP connection, a server whose publish loop died) looks healthy to every socket-level
@@ -11,7 +13,7 @@ export class SilenceWatchdog {
   constructor(
     private readonly timeoutMs: number,
     private readonly onSilent: (silentForMs: number) => void,
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = monotonicMs,
   ) {
     this.#last = now();
   }
