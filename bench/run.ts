@@ -11,6 +11,7 @@ const MODULES: Array<[string, () => Promise<BenchModule>]> = [
   ['buffer', () => import('./buffer.js')],
   ['mqtt', () => import('./mqtt.js')],
   ['runtime', () => import('./runtime.js')],
+  ['windows', () => import('./windows.js')],
   ['opcua', () => import('./opcua.js')],
   ['e2e', () => import('./e2e.js')],
 ];
