@@ -28,11 +28,6 @@ export interface AlertEvent {
   provider: string;
   output: { name: string; value: number; label?: string };
   rule: { name?: string; raiseAbove?: number; clearBelow?: number; raiseBelow?: number; clearAbove?: number; forSamples?: number; forMs?: number };
-  /**
-   * false while the model that raised this alert cannot evaluate it (a `model_unavailable` alert stands): the
-   * alert is neither confirmed nor cleared until it can. Absent when it is being evaluated.
-   */
-  evaluating?: false;
   /** On `model_unavailable`: the alertIds of the model's alerts that stand unevaluated meanwhile. */
   unevaluatedAlerts?: string[];
   /** Event time, epoch ms (timestamp of the newest sample the triggering inference used). */

@@ -164,10 +164,10 @@ describe('a PLC clock that steps', () => {
 
   it('a raise and clear stamped in 2030 kept as source time (huge maxSkew), then a corrected clock: the next fault raises', async () => {
     const y2030 = Date.UTC(2030, 0, 1);
-    let ts = await replay('kept', y2030, [0.1, 0.2, 0.95, 0.96, 0.97, 0.98, 0.99]);
+    const ts = await replay('kept', y2030, [0.1, 0.2, 0.95, 0.96, 0.97, 0.98, 0.99]);
     await waitFor('the 2030 raise', () => raises('kept').length === 1);
     expect(raises('kept')[0]!.ts).toBeGreaterThanOrEqual(y2030);
-    ts = await replay('kept', ts, [0.1, 0.2, 0.1, 0.2, 0.1]);
+    await replay('kept', ts, [0.1, 0.2, 0.1, 0.2, 0.1]);
     await waitFor('the 2030 clear', () => clears('kept').length === 1);
     const now = Math.floor(Date.now() / PERIOD) * PERIOD;
     await replay('kept', now, [0.1, 0.2, 0.95, 0.96, 0.97, 0.98, 0.99]);

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { describe, expect, it } from 'vitest';
-import { buildAlertEvent, type AlertInput } from '../../../src/runtime/alert-builder.js';
+import { buildAlertEvent, buildAvailabilityEvent, type AlertInput } from '../../../src/runtime/alert-builder.js';
 import { AlertRule } from '../../../src/runtime/alert-rule.js';
 import { modelRules } from '../../../src/runtime/config.js';
 import { modelConfig, ROOT } from './runtime-context.js';
@@ -87,5 +87,31 @@ describe('buildAlertEvent', () => {
     // The schema does reject what it should: a raise with clearedAt, an unknown state.
     expect(validate({ ...raised, clearedAt: 1 })).toBe(false);
     expect(validate({ ...raised, state: 'acknowledged' })).toBe(false);
+  });
+});
+
+describe('availability alerts', () => {
+  it('model_unavailable and source_unavailable raises and clears match the documented JSON Schema', () => {
+    const raised = buildAvailabilityEvent({
+      gatewayId: 'gw-1', kind: 'model_unavailable', severity: 'major', state: 'raised', alertId: 'a-1', ts: 1000, raisedAt: 1000,
+      model, reason: 'cannot infer: tag press1.b has no good sample in the window', unevaluatedAlerts: ['occ-1'],
+    }, () => 'e-1');
+    const cleared = buildAvailabilityEvent({
+      gatewayId: 'gw-1', kind: 'model_unavailable', severity: 'major', state: 'cleared', alertId: 'a-1', ts: 5000, raisedAt: 1000,
+      model, reason: 'infers again',
+    }, () => 'e-2');
+    const source = buildAvailabilityEvent({
+      gatewayId: 'gw-1', kind: 'source_unavailable', severity: 'major', state: 'raised', alertId: 's-1', ts: 1000, raisedAt: 1000,
+      source: 'opcua/plc1', reason: 'is down: not connected to opc.tcp://plc1:4840',
+    }, () => 'e-3');
+    for (const e of [raised, cleared, source]) expect(validate(e), JSON.stringify(validate.errors)).toBe(true);
+    expect(raised).toMatchObject({ kind: 'model_unavailable', output: { name: 'available', value: 0 }, unevaluatedAlerts: ['occ-1'], model: { name: 'press1' } });
+    expect(cleared).toMatchObject({ state: 'cleared', clearedAt: 5000, output: { value: 1 } });
+    expect(source).toMatchObject({ source: 'opcua/plc1', provider: 'none' });
+    expect(source).not.toHaveProperty('model');
+    expect(source.message).toBe('major source_unavailable: source opcua/plc1 is down: not connected to opc.tcp://plc1:4840');
+    // A model alert without its model is not a valid payload.
+    const { model: _dropped, ...noModel } = raised;
+    expect(validate(noModel)).toBe(false);
   });
 });
