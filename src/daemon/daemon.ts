@@ -109,7 +109,7 @@ export class Daemon {
 
   constructor(
     private readonly configFile: string,
-    loaded: { config: Config; baseDir: string; secrets: string[] },
+    loaded: { config: Config; baseDir: string; secrets: string[]; warnings?: string[] },
     private readonly log: Logger,
     private readonly redactor: SecretRedactor,
     options: DaemonOptions = {},
@@ -119,6 +119,7 @@ export class Daemon {
     this.#config = loaded.config;
     this.#baseDir = loaded.baseDir;
     this.redactor.set(loaded.secrets);
+    for (const line of loaded.warnings ?? []) this.log.warn({ configWarning: line }, `config: ${line}`);
     const onListenerError = (err: unknown): void => this.log.error({ err }, 'a tag bus listener failed; other listeners still run');
     this.clocks = new SourceClocks(undefined, undefined, onListenerError);
     this.#applyClockPolicies(loaded.config);
@@ -234,6 +235,7 @@ export class Daemon {
       this.log.error({ err, configError: result.errors[0] }, 'config reload refused: the gateway keeps running on the previous config');
       return result;
     }
+    for (const line of loaded.warnings) this.log.warn({ configWarning: line }, `config: ${line}`);
     const previous = this.#config;
     this.#config = loaded.config;
     this.#applyClockPolicies(loaded.config);
