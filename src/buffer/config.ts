@@ -57,7 +57,7 @@ export const BufferConfigSchema = Section(
       {
         maxAlerts: Type.Integer({
           description: 'Alerts waiting for delivery beyond this count are dropped, oldest first (counted, logged, shown in /healthz).',
-          minimum: 100, default: 100000,
+          minimum: 100, maximum: 100_000_000, default: 100000,
         }),
         maxSize: ByteSize({
           description: 'Bound on the alert payloads waiting on disk; beyond it the oldest alerts are dropped. Part of retention.maxSize.',
@@ -84,19 +84,30 @@ export type BufferConfig = Static<typeof BufferConfigSchema>;
 
 /** Smallest database size bound that leaves room for the schema, a few batches and some alerts. */
 const MIN_DB_SIZE = 1_000_000;
+/** Largest database size bound (a parsed size beyond it is a typo, or Infinity from a 400-digit number). */
+const MAX_DB_SIZE = 100e12;
+/** Smallest outbox bound: 1 MB holds about 250 alerts of 4 KB, so a raised alert is never dropped at once. */
+const MIN_OUTBOX_SIZE = 1_000_000;
+/** Longest retention: ten years. */
+const MAX_AGE_MS = 3650 * 86_400_000;
 
 /** Cross-field checks; `report` paths are relative to the `buffer` section (the loader prefixes `['buffer']`). */
 export function checkBufferConfig(cfg: BufferConfig, report: ConfigIssueReporter): void {
   const dbSize = parseSize(cfg.retention.maxSize);
   const outboxSize = parseSize(cfg.outbox.maxSize);
   if (dbSize < MIN_DB_SIZE) report(['retention', 'maxSize'], `must be at least 1MB (is ${cfg.retention.maxSize})`);
-  if (outboxSize >= dbSize) {
+  else if (!(dbSize <= MAX_DB_SIZE)) report(['retention', 'maxSize'], `must be at most 100TB (is ${cfg.retention.maxSize})`);
+  if (outboxSize < MIN_OUTBOX_SIZE) {
+    report(['outbox', 'maxSize'], `must be at least 1MB, room for about 250 alerts (is ${cfg.outbox.maxSize}); below that every alert would be dropped`);
+  } else if (outboxSize >= dbSize) {
     report(
       ['outbox', 'maxSize'],
       `must be smaller than retention.maxSize (${cfg.retention.maxSize}): alerts live in the same database as the samples`,
     );
   }
-  if (parseDuration(cfg.retention.maxAge) < 60_000) report(['retention', 'maxAge'], 'must be at least 1m');
+  const maxAge = parseDuration(cfg.retention.maxAge);
+  if (maxAge < 60_000) report(['retention', 'maxAge'], 'must be at least 1m');
+  else if (!(maxAge <= MAX_AGE_MS)) report(['retention', 'maxAge'], `must be at most 3650d (is ${cfg.retention.maxAge})`);
   if (cfg.memoryMaxSamples < cfg.flushMaxRows) {
     report(['memoryMaxSamples'], `must be at least flushMaxRows (${cfg.flushMaxRows}): a batch is held in memory until it is committed`);
   }

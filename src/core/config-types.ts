@@ -36,6 +36,18 @@ export const Name = (options: StringOptions = {}): ReturnType<typeof Type.String
 export type { TSchema };
 
 /**
+ * The largest delay Node's timers take (2^31−1 ms, about 24.8 days): a larger one fires after 1 ms with a
+ * TimeoutOverflowWarning, so a timer field with a larger value would run its job in a tight loop.
+ */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+/**
+ * Bound of the thresholds and other free numbers of the config: finite (YAML `.nan`/`.inf` are refused by the
+ * loader's Ajv `strictNumbers`) and small enough to stay exact in a double.
+ */
+export const MAX_CONFIG_NUMBER = 1e15;
+
+/**
  * Cross-field checks a section cannot express in JSON Schema (a password without a username, a tag name used
  * twice...). `path` is the key path inside the whole config file, e.g. `['opcua', 0, 'tags', 3, 'nodeId']`;
  * the loader turns it into `FILE:LINE:COL opcua[0].tags[3].nodeId: message`.
@@ -64,7 +76,7 @@ export const ClockPolicySchema = Section(
       description:
         'A jump of the source clock larger than this (backwards, or forwards by more than the time that passed) is a clock ' +
         'step: counted, logged, and the models reading the source restart their windows and alert timers on the new timeline.',
-      minimum: 1000, maximum: 2_147_483_647, default: 300_000,
+      minimum: 1000, maximum: MAX_TIMER_MS, default: 300_000,
     }),
   },
   { description: 'How the gateway treats this source\'s timestamps (README: "Time").', default: {} },

@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { Name, Section, type ConfigIssueReporter } from '../core/config-types.js';
+import { MAX_CONFIG_NUMBER, MAX_TIMER_MS, Name, Section, type ConfigIssueReporter } from '../core/config-types.js';
 
 export const ExecutionProviderSchema = Type.Union([Type.Literal('tensorrt'), Type.Literal('cuda'), Type.Literal('cpu')], {
   description: 'An ONNX Runtime execution provider: tensorrt (NVIDIA TensorRT), cuda (NVIDIA CUDA) or cpu.',
@@ -23,26 +23,26 @@ export const AlertRuleSchema = Section(
       { description: 'Severity in the payload.', default: 'major' },
     ),
     output: Type.Optional(Type.String({ description: 'Model output the rule reads (default: the first output).', minLength: 1 })),
-    outputIndex: Type.Union([Type.Integer({ minimum: 0 }), Type.Literal('max')], {
+    outputIndex: Type.Union([Type.Integer({ minimum: 0, maximum: 16_777_215 }), Type.Literal('max')], {
       description:
         'Element of that output: a class index for probabilities, or "max" for the largest element (its label is put in the alert).',
       default: 0,
     }),
-    raiseAbove: Type.Optional(Type.Number({ description: 'Raise when the value is above this (for a value that rises); needs clearBelow.' })),
-    clearBelow: Type.Optional(Type.Number({ description: 'Clear when the value is below this (hysteresis: at most raiseAbove).' })),
-    raiseBelow: Type.Optional(Type.Number({ description: 'Raise when the value is below this (for a value that falls, e.g. RUL); needs clearAbove.' })),
-    clearAbove: Type.Optional(Type.Number({ description: 'Clear when the value is above this (hysteresis: at least raiseBelow).' })),
+    raiseAbove: Type.Optional(Type.Number({ description: 'Raise when the value is above this (for a value that rises); needs clearBelow.', minimum: -MAX_CONFIG_NUMBER, maximum: MAX_CONFIG_NUMBER })),
+    clearBelow: Type.Optional(Type.Number({ description: 'Clear when the value is below this (hysteresis: at most raiseAbove).', minimum: -MAX_CONFIG_NUMBER, maximum: MAX_CONFIG_NUMBER })),
+    raiseBelow: Type.Optional(Type.Number({ description: 'Raise when the value is below this (for a value that falls, e.g. RUL); needs clearAbove.', minimum: -MAX_CONFIG_NUMBER, maximum: MAX_CONFIG_NUMBER })),
+    clearAbove: Type.Optional(Type.Number({ description: 'Clear when the value is above this (hysteresis: at least raiseBelow).', minimum: -MAX_CONFIG_NUMBER, maximum: MAX_CONFIG_NUMBER })),
     forSamples: Type.Integer({
       description:
         'Debounce: this many consecutive windows past the threshold before raising (and past the clear threshold before clearing). ' +
         'One window is one frame of source time (window.periodMs) or one new sample time (without periodMs).',
-      minimum: 1, default: 1,
+      minimum: 1, maximum: 1_000_000, default: 1,
     }),
     forMs: Type.Integer({
       description: 'Debounce: past the threshold for at least this long (sample time) before raising or clearing; both debounces must hold.',
-      minimum: 0, default: 0,
+      minimum: 0, maximum: MAX_TIMER_MS, default: 0,
     }),
-    cooldownMs: Type.Integer({ description: 'After a clear, no new raise for this long (sample time).', minimum: 0, default: 0 }),
+    cooldownMs: Type.Integer({ description: 'After a clear, no new raise for this long (sample time).', minimum: 0, maximum: MAX_TIMER_MS, default: 0 }),
     recentSamples: Type.Integer({
       description: 'How many of the newest window rows of each input tag the alert carries (what the engineer sees).',
       minimum: 0, maximum: 1000, default: 10,
@@ -59,7 +59,7 @@ export const UnavailableAlertSchema = Section(
       description:
         'How long the model may go without evaluating a window (stale or missing inputs, non-finite outputs, a crashed worker, ' +
         'a lost provider, a clock step) before model_unavailable is raised. It is cleared at the next evaluated window.',
-      minimum: 1000, maximum: 2_147_483_647, default: 60000,
+      minimum: 1000, maximum: MAX_TIMER_MS, default: 60000,
     }),
     severity: Type.Union(
       [Type.Literal('critical'), Type.Literal('major'), Type.Literal('minor'), Type.Literal('warning'), Type.Literal('info')],
@@ -84,7 +84,7 @@ export const ModelConfigSchema = Section({
   requireGpu: Type.Boolean({
     description: 'true: the model is down (with the reason) instead of falling back to the CPU when no GPU provider loads.', default: false,
   }),
-  deviceId: Type.Integer({ description: 'CUDA/TensorRT device id.', minimum: 0, default: 0 }),
+  deviceId: Type.Integer({ description: 'CUDA/TensorRT device id.', minimum: 0, maximum: 255, default: 0 }),
   tensorrt: Section(
     {
       fp16: Type.Boolean({ description: 'Allow FP16 kernels (ORT_TENSORRT_FP16_ENABLE).', default: true }),
@@ -116,7 +116,7 @@ export const ModelConfigSchema = Section({
           'A tag\'s last value is held (sources report on change) for at most this long, then its cells count as missing. ' +
           'Default: 3,600 × the tag\'s sampling interval, between 1 min and 24 h (1 h for MQTT tags). A source that loses its ' +
           'connection marks its tags bad at once, whatever the hold.',
-        minimum: 1, maximum: 2_147_483_647,
+        minimum: 1, maximum: MAX_TIMER_MS,
       })),
       latenessMs: Type.Integer({
         description:
@@ -142,11 +142,11 @@ export const ModelConfigSchema = Section({
   }),
   schedule: Section(
     {
-      everyMs: Type.Integer({ description: 'Run at least this often.', minimum: 10, default: 1000 }),
+      everyMs: Type.Integer({ description: 'Run at least this often.', minimum: 10, maximum: 86_400_000, default: 1000 }),
       onNewData: Type.Boolean({ description: 'Also run as soon as a new sample of every input tag has arrived.', default: false }),
       timeoutMs: Type.Integer({
         description: 'An inference running longer than this is abandoned and the model reloaded (a hung GPU must not stop the model for good).',
-        minimum: 100, default: 30000,
+        minimum: 100, maximum: 3_600_000, default: 30000,
       }),
     },
     { description: 'When inferences run (at most one in flight per model).', default: {} },

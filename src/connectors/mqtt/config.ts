@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { ClockPolicySchema, Name, Secret, Section, type ConfigIssueReporter } from '../../core/config-types.js';
+import { ClockPolicySchema, MAX_TIMER_MS, Name, Secret, Section, type ConfigIssueReporter } from '../../core/config-types.js';
 import { ALERT_TOPIC_FIELDS, STATUS_TOPIC_FIELDS, templateFields } from './alert-topic.js';
 import { parseTagTemplate } from './tag-template.js';
 import { topicFilterProblem } from './topic-filter.js';
@@ -51,8 +51,8 @@ export const MqttBrokerSchema = Section({
   }),
   reconnect: Section(
     {
-      initialDelayMs: Type.Integer({ description: 'Ceiling of the first retry delay.', minimum: 100, default: 1000 }),
-      maxDelayMs: Type.Integer({ description: 'Ceiling of the retry delay after many failures.', minimum: 1000, default: 30000 }),
+      initialDelayMs: Type.Integer({ description: 'Ceiling of the first retry delay.', minimum: 100, maximum: 600_000, default: 1000 }),
+      maxDelayMs: Type.Integer({ description: 'Ceiling of the retry delay after many failures.', minimum: 1000, maximum: 3_600_000, default: 30000 }),
     },
     { description: 'Exponential backoff with full jitter between reconnect attempts.', default: {} },
   ),
@@ -112,6 +112,7 @@ export const MqttSparkplugSchema = Section(
     rebirthMinIntervalMs: Type.Integer({
       description: 'At most one rebirth request per edge node in this interval.',
       minimum: 1000,
+      maximum: MAX_TIMER_MS,
       default: 10000,
     }),
   },
@@ -149,7 +150,9 @@ export const MqttSourceSchema = Section({
     default: '',
   }),
   sparkplug: MqttSparkplugSchema,
-  maxPayloadBytes: Type.Integer({ description: 'Larger payloads are dropped and counted.', minimum: 16, default: 262144 }),
+  maxPayloadBytes: Type.Integer({
+    description: 'Larger payloads are dropped and counted (at most 268435455, the largest MQTT packet).', minimum: 16, maximum: 268_435_455, default: 262144,
+  }),
   clock: ClockPolicySchema,
 });
 

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
-import { ClockPolicySchema, Name, Secret, Section, type ConfigIssueReporter } from '../../core/config-types.js';
+import { ClockPolicySchema, MAX_CONFIG_NUMBER, MAX_TIMER_MS, Name, Secret, Section, type ConfigIssueReporter } from '../../core/config-types.js';
 import { parseNodeId } from './node-id.js';
 
 /** One tag read from an OPC UA server. */
@@ -20,9 +20,10 @@ export const OpcuaTagSchema = Section({
   samplingIntervalMs: Type.Integer({
     description: 'Requested sampling interval in the server (subscribe). Servers may revise it (node-opcua raises anything below 50 ms to 50 ms); the granted value is logged.',
     minimum: 0,
+    maximum: 86_400_000,
     default: 1000,
   }),
-  pollIntervalMs: Type.Optional(Type.Integer({ description: 'Read period when mode is poll (required then).', minimum: 50 })),
+  pollIntervalMs: Type.Optional(Type.Integer({ description: 'Read period when mode is poll (required then).', minimum: 50, maximum: 86_400_000 })),
   queueSize: Type.Integer({
     description: 'Server-side queue of the monitored item: values kept between two publishes (subscribe). The granted value is logged.',
     minimum: 1,
@@ -35,13 +36,13 @@ export const OpcuaTagSchema = Section({
         type: Type.Union([Type.Literal('absolute'), Type.Literal('percent')], {
           description: 'absolute: in engineering units; percent: of the variable\'s EURange (the server must expose one; subscribe only).',
         }),
-        value: Type.Number({ description: 'Changes smaller than this are not reported.', minimum: 0 }),
+        value: Type.Number({ description: 'Changes smaller than this are not reported.', minimum: 0, maximum: MAX_CONFIG_NUMBER }),
       },
       { description: 'Report a numeric value only when it moved by more than this (server-side for subscribe, client-side for poll).' },
     ),
   ),
   arrayIndex: Type.Optional(
-    Type.Integer({ description: 'For an array variable: the element this tag reads (arrays are refused without it).', minimum: 0 }),
+    Type.Integer({ description: 'For an array variable: the element this tag reads (arrays are refused without it).', minimum: 0, maximum: 16_777_215 }),
   ),
 });
 
@@ -84,19 +85,23 @@ export const OpcuaServerSchema = Section({
     },
     { description: 'User authentication.', default: {} },
   ),
-  publishingIntervalMs: Type.Integer({ description: 'Requested publishing interval of the subscription.', minimum: 10, default: 1000 }),
+  publishingIntervalMs: Type.Integer({ description: 'Requested publishing interval of the subscription.', minimum: 10, maximum: 600_000, default: 1000 }),
   sessionTimeoutMs: Type.Integer({
     description: 'Requested session timeout; must exceed publishingIntervalMs × keepAliveCount.',
     minimum: 1000,
+    maximum: MAX_TIMER_MS,
     default: 60000,
   }),
-  keepAliveCount: Type.Integer({ description: 'The server sends a keep-alive after this many empty publishing intervals.', minimum: 1, default: 10 }),
+  keepAliveCount: Type.Integer({ description: 'The server sends a keep-alive after this many empty publishing intervals.', minimum: 1, maximum: 10_000, default: 10 }),
   silenceTimeoutIntervals: Type.Integer({
     description: 'Reconnect when neither data nor keep-alive arrived for this many keep-alive periods ("connected but silent").',
     minimum: 2,
+    maximum: 100,
     default: 3,
   }),
-  requestTimeoutMs: Type.Integer({ description: 'Timeout of one request (connect, read, create items).', minimum: 1000, default: 15000 }),
+  requestTimeoutMs: Type.Integer({
+    description: 'Timeout of one request (connect, read, create items).', minimum: 1000, maximum: 600_000, default: 15000,
+  }),
   maxItemsPerCall: Type.Integer({
     description: 'Monitored items created (or nodes read) per service call; lower it for servers that answer BadTooManyOperations.',
     minimum: 1,
@@ -106,6 +111,7 @@ export const OpcuaServerSchema = Section({
   retryDegradedMs: Type.Integer({
     description: 'How often a tag that could not be monitored (unknown node id, unknown namespace, refused deadband) is retried.',
     minimum: 1000,
+    maximum: 86_400_000,
     default: 30000,
   }),
   perTagAgeMetric: Type.Boolean({
@@ -114,8 +120,10 @@ export const OpcuaServerSchema = Section({
   }),
   reconnect: Section(
     {
-      initialDelayMs: Type.Integer({ description: 'Ceiling of the first delay; each failed attempt doubles it.', minimum: 100, default: 1000 }),
-      maxDelayMs: Type.Integer({ description: 'Largest delay between two attempts.', minimum: 1000, default: 60000 }),
+      initialDelayMs: Type.Integer({
+        description: 'Ceiling of the first delay; each failed attempt doubles it.', minimum: 100, maximum: 600_000, default: 1000,
+      }),
+      maxDelayMs: Type.Integer({ description: 'Largest delay between two attempts.', minimum: 1000, maximum: 3_600_000, default: 60000 }),
     },
     { description: 'Exponential backoff with full jitter between reconnect attempts.', default: {} },
   ),
@@ -190,6 +198,10 @@ function checkTiming(server: OpcuaServerConfig, report: ConfigIssueReporter): vo
   const keepAlivePeriod = server.publishingIntervalMs * server.keepAliveCount;
   if (server.sessionTimeoutMs <= keepAlivePeriod) {
     report(['sessionTimeoutMs'], `sessionTimeoutMs (${server.sessionTimeoutMs}) must exceed publishingIntervalMs × keepAliveCount (${keepAlivePeriod}), or the session expires between keep-alives`);
+  }
+  const silence = keepAlivePeriod * server.silenceTimeoutIntervals;
+  if (silence > MAX_TIMER_MS) {
+    report(['silenceTimeoutIntervals'], `publishingIntervalMs × keepAliveCount × silenceTimeoutIntervals (${silence} ms) must be at most ${MAX_TIMER_MS} ms (about 24 days), the longest timer Node.js runs`);
   }
   if (server.reconnect.initialDelayMs > server.reconnect.maxDelayMs) {
     report(['reconnect', 'initialDelayMs'], `initialDelayMs (${server.reconnect.initialDelayMs}) is larger than maxDelayMs (${server.reconnect.maxDelayMs})`);

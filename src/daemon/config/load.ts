@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import path from 'node:path';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { LineCounter, parseDocument } from 'yaml';
@@ -10,7 +10,8 @@ import * as runtimeSection from '../../runtime/config.js';
 import { checkModelFiles } from '../../runtime/model-config-check.js';
 import { ConfigSchema, type Config } from './schema.js';
 import { describeSchemaErrors, type ConfigIssue } from './schema-errors.js';
-import { collectSecrets, substituteReferences, type SubstitutionIssue } from './secrets.js';
+import { MAX_CONFIG_BYTES, readBoundedFile } from './bounded-file.js';
+import { collectSecrets, inlineSecrets, substituteReferences, type SubstitutionIssue } from './secrets.js';
 import { documentData } from './yaml-data.js';
 import { formatPath, positionOf } from './yaml-positions.js';
 
@@ -31,7 +32,8 @@ let validator: ValidateFunction | undefined;
 
 function validate(): ValidateFunction {
   if (!validator) {
-    const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true, strict: false, allowUnionTypes: true });
+    // strictNumbers: YAML's .nan and .inf are numbers to Ajv otherwise, and `raiseAbove: .nan` never raised an alert.
+    const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true, strict: false, allowUnionTypes: true, strictNumbers: true });
     ajv.addKeyword('x-lineguard');
     validator = ajv.compile(ConfigSchema);
   }
@@ -40,15 +42,9 @@ function validate(): ValidateFunction {
 
 /** Reads and validates a config file. A file that cannot be read is reported like any other config error. */
 export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): LoadResult {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : String(code ?? err);
-    return { ok: false, errors: [`${file}:1:1 (file): cannot read the config file: ${why}`] };
-  }
-  return loadConfigText(text, file, env);
+  const read = readBoundedFile(file, MAX_CONFIG_BYTES);
+  if (!read.ok) return { ok: false, errors: [`${file}:1:1 (file): cannot read the config file: ${read.why}`] };
+  return loadConfigText(read.text, file, env);
 }
 
 /**
@@ -58,14 +54,16 @@ export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
 export function loadConfigText(text: string, fileName: string, env: NodeJS.ProcessEnv = process.env): LoadResult {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true, strict: true });
-  const at = (line: number, col: number, where: string, message: string): string => `${fileName}:${line}:${col} ${where}: ${message}`;
+  // One problem, one line: a key or value holding a line break must not start a line without FILE:LINE:COL.
+  const at = (line: number, col: number, where: string, message: string): string =>
+    `${fileName}:${line}:${col} ${oneLine(where)}: ${oneLine(message)}`;
 
   if (doc.errors.length > 0) {
     return {
       ok: false,
       errors: doc.errors.map((e) => {
         const pos = e.linePos?.[0] ?? { line: 1, col: 1 };
-        return at(pos.line, pos.col, '(yaml)', `YAML syntax error: ${firstLine(e.message)}`);
+        return at(pos.line, pos.col, '(yaml)', `YAML syntax error: ${yamlMessage(e.message)}`);
       }),
     };
   }
@@ -82,6 +80,14 @@ export function loadConfigText(text: string, fileName: string, env: NodeJS.Proce
   }
 
   const issues: ConfigIssue[] = [];
+  const warnings: ConfigIssue[] = [];
+  for (const p of inlineSecrets(ConfigSchema, data)) {
+    warnings.push({
+      path: p, at: 'value',
+      message: 'a secret written in the config file (readable by whoever reads the file, and kept in backups); put it in ' +
+        '${file:/run/credentials/lineguard.service/NAME} (systemd LoadCredential=) or ${env:NAME}',
+    });
+  }
   const substitution: SubstitutionIssue[] = [];
   substituteReferences(data, env, substitution, [], path.dirname(path.resolve(fileName)));
   for (const s of substitution) issues.push({ path: s.path, at: 'value', message: s.message });
@@ -91,10 +97,11 @@ export function loadConfigText(text: string, fileName: string, env: NodeJS.Proce
   if (!check(data)) issues.push(...describeSchemaErrors(check.errors ?? []));
 
   const config = data as Config;
-  const warnings: ConfigIssue[] = [];
   if (issues.length === 0) {
     const report: ConfigIssueReporter = (p, message) => issues.push({ path: p, at: 'value', message });
     runSectionChecks(config, report);
+    checkHttpHost(config, (p, message) => warnings.push({ path: p, at: 'value', message }));
+    checkModelFilesAreRegular(config, path.dirname(path.resolve(fileName)), report);
     if (issues.length === 0) {
       checkModelFiles(
         config.models, path.dirname(path.resolve(fileName)),
@@ -143,6 +150,31 @@ function runSectionChecks(config: Config, report: ConfigIssueReporter): void {
   }
 }
 
+const LOOPBACK = /^(127(\.\d{1,3}){3}|::1|\[::1\]|localhost|::ffff:127(\.\d{1,3}){3})$/i;
+
+/** /metrics and /healthz say what the plant runs and when it is down: reachable from the network only on purpose. */
+function checkHttpHost(config: Config, warn: ConfigIssueReporter): void {
+  if (!config.http.enabled) return;
+  const host = config.http.host.trim();
+  if (host === '' || LOOPBACK.test(host)) return;
+  warn(['http', 'host'], `${host} is not a loopback address: /metrics and /healthz are reachable from the network (keep 127.0.0.1 unless a firewall protects the port)`);
+}
+
+/**
+ * The model checks read each model file; a FIFO or a device there would block or never end (like a config file
+ * of /dev/zero), so anything but a regular file is refused before it is opened. A missing file stays a warning.
+ */
+function checkModelFilesAreRegular(config: Config, baseDir: string, report: ConfigIssueReporter): void {
+  config.models.forEach((model, m) => {
+    try {
+      const stat = statSync(path.resolve(baseDir, model.file));
+      if (!stat.isFile()) report(['models', m, 'file'], `${model.file} is not a regular file (${stat.isDirectory() ? 'a directory' : 'a device, FIFO or socket'})`);
+    } catch {
+      // Missing or unreadable: the model check says so.
+    }
+  });
+}
+
 /** A tag name produced by two OPC UA tags would silently merge two signals into one series. */
 function checkTagNamesUnique(config: Config, report: ConfigIssueReporter): void {
   const seen = new Map<string, string>();
@@ -175,6 +207,17 @@ function dropEmptyValuesWithDefaults(schema: unknown, value: unknown): void {
   }
 }
 
-function firstLine(text: string): string {
-  return text.split('\n')[0] ?? text;
+/** Control characters (a line break in a quoted key or value) written as escapes. */
+function oneLine(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f]/g, (c) => (c === '\n' ? '\\n' : c === '\t' ? '\\t' : c === '\r' ? '\\r' : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+}
+
+/**
+ * The first line of a `yaml` error without its own " at line L, column C:" tail: the position already leads the
+ * line, and the tail's colon introduced a code excerpt that is not printed.
+ */
+function yamlMessage(text: string): string {
+  const first = text.split('\n')[0] ?? text;
+  return first.replace(/\s+at line \d+, column \d+:?\s*$/, '').replace(/:\s*$/, '');
 }

@@ -50,6 +50,9 @@ function describe(error: ErrorObject): ConfigIssue | undefined {
     }
     case 'type': {
       const expected = String((error.params as { type: string }).type);
+      if (typeof error.data === 'number' && !Number.isFinite(error.data)) {
+        return { path, at: 'value', message: `expected a finite number, found ${found}` };
+      }
       return { path, at: 'value', message: `expected ${article(expected)}, found ${found}` };
     }
     case 'anyOf': {
@@ -105,6 +108,8 @@ function describeValue(value: unknown): string {
   if (value === null) return 'null (an empty value)';
   if (Array.isArray(value)) return `a list of ${value.length}`;
   if (typeof value === 'object') return 'a mapping';
+  if (typeof value === 'number' && Number.isNaN(value)) return '.nan (not a number)';
+  if (typeof value === 'number' && !Number.isFinite(value)) return `${value > 0 ? '' : '-'}.inf (infinity)`;
   if (typeof value === 'string') return `string ${JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value)}`;
   return `${typeof value} ${String(value)}`;
 }

@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import nodePath from 'node:path';
+import { MAX_SECRET_BYTES, readBoundedFile } from './bounded-file.js';
 import type { KeyPath } from './yaml-positions.js';
 
 /**
@@ -7,7 +7,8 @@ import type { KeyPath } from './yaml-positions.js';
  * the config file (systemd's LoadCredential= puts them under $CREDENTIALS_DIRECTORY). `$${` escapes a literal `${`.
  * A relative `${file:…}` path is resolved from the config file's directory, like model paths.
  */
-const REFERENCE = /\$\$\{|\$\{(env|file):([^}]*)\}/g;
+const REFERENCE = /\$\$\{|\$\{([^}]*)(\}?)/g;
+const KINDS = ['env', 'file'] as const;
 
 export interface SubstitutionIssue {
   path: KeyPath;
@@ -38,9 +39,23 @@ export function substituteReferences(
 }
 
 function substituteString(text: string, env: NodeJS.ProcessEnv, issues: SubstitutionIssue[], path: KeyPath, baseDir: string): string {
-  return text.replace(REFERENCE, (match, kind: string | undefined, name: string | undefined) => {
+  return text.replace(REFERENCE, (match, inside: string | undefined, close: string | undefined) => {
     if (match === '$${') return '${';
-    const ref = (name ?? '').trim();
+    // A reference that is not one must never silently become the password it was meant to hide.
+    if (close !== '}') {
+      issues.push({ path, message: `unclosed reference ${shorten(match)}: end it with "}" (write $\${ for a literal \${)` });
+      return '';
+    }
+    const colon = (inside ?? '').indexOf(':');
+    const kind = colon < 0 ? '' : (inside ?? '').slice(0, colon).trim();
+    const ref = colon < 0 ? '' : (inside ?? '').slice(colon + 1).trim();
+    if (!(KINDS as readonly string[]).includes(kind)) {
+      issues.push({
+        path,
+        message: `unknown reference ${shorten(match)}; write \${env:NAME} or \${file:/path} (write $\${ for a literal \${)`,
+      });
+      return '';
+    }
     if (ref === '') {
       issues.push({ path, message: `empty reference ${match}; write \${env:NAME} or \${file:/path}` });
       return '';
@@ -54,14 +69,37 @@ function substituteString(text: string, env: NodeJS.ProcessEnv, issues: Substitu
       return found;
     }
     const file = nodePath.resolve(baseDir, ref.replace(/^~(?=\/)/, env.HOME ?? '~').replace('$CREDENTIALS_DIRECTORY', env.CREDENTIALS_DIRECTORY ?? ''));
-    try {
-      return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? 'error';
-      issues.push({ path, message: `cannot read ${file} (${code}) referenced as ${match}` });
+    const read = readBoundedFile(file, MAX_SECRET_BYTES);
+    if (!read.ok) {
+      issues.push({ path, message: `cannot read ${file} (${read.why}) referenced as ${match}` });
       return '';
     }
+    return read.text.replace(/\r?\n$/, '');
   });
+}
+
+function shorten(text: string): string {
+  return text.length > 40 ? `${text.slice(0, 37)}...` : text;
+}
+
+/**
+ * Secret fields (`x-lineguard: secret`) whose value holds no `${env:…}`/`${file:…}` reference: the secret is then
+ * written in the config file itself. It works, so it is a warning, not an error. Called on the data as read, before
+ * substitution.
+ */
+export function inlineSecrets(schema: unknown, value: unknown, path: Array<string | number> = [], out: KeyPath[] = []): KeyPath[] {
+  if (value === undefined || value === null || schema === null || typeof schema !== 'object') return out;
+  const s = schema as Record<string, unknown>;
+  if (s['x-lineguard'] === 'secret') {
+    if (typeof value === 'string' && value.length > 0 && !/\$\{(env|file):/.test(value)) out.push(path);
+    return out;
+  }
+  if (Array.isArray(value) && s.items) value.forEach((item, i) => inlineSecrets(s.items, item, [...path, i], out));
+  if (typeof value === 'object' && !Array.isArray(value) && s.properties) {
+    const props = s.properties as Record<string, unknown>;
+    for (const [key, child] of Object.entries(value as Record<string, unknown>)) inlineSecrets(props[key], child, [...path, key], out);
+  }
+  return out;
 }
 
 /** Collects the values of schema fields marked `x-lineguard: secret` (to redact them from every log line). */

@@ -1,4 +1,4 @@
-import { visit, type Document, type LineCounter } from 'yaml';
+import { isScalar, visit, type Document, type LineCounter } from 'yaml';
 import { positionOf, type KeyPath } from './yaml-positions.js';
 
 /** A problem with the YAML itself, located like every other config error. */
@@ -19,6 +19,8 @@ const MAX_ALIAS_COUNT = 100;
  * as a crash: systemd restarts a crashed gateway, and would do so forever on a file that cannot change by itself.
  */
 export function documentData(doc: Document, lineCounter: LineCounter): { ok: true; data: unknown } | { ok: false; problem: YamlDataProblem } {
+  const key = oddKey(doc, lineCounter);
+  if (key) return { ok: false, problem: key };
   let data: unknown;
   try {
     data = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
@@ -43,6 +45,24 @@ export function documentData(doc: Document, lineCounter: LineCounter): { ok: tru
     return { ok: false, problem: { ...pos, path: odd.path, message: odd.message } };
   }
   return { ok: true, data };
+}
+
+/**
+ * A key that is a list, a mapping or a typed value (`[a]: 1`, `? { a: 1 }`, `!!binary …: 1`): a config key is a name.
+ * `toJS` would stringify it and print a process warning without FILE:LINE:COL.
+ */
+function oddKey(doc: Document, lineCounter: LineCounter): YamlDataProblem | undefined {
+  let found: YamlDataProblem | undefined;
+  visit(doc, {
+    Pair(_key, pair) {
+      const key = pair.key as { range?: [number, number, number] } | null;
+      if (key === null || (isScalar(key) && (key.value === null || ['string', 'number', 'boolean'].includes(typeof key.value)))) return undefined;
+      const pos = lineCounter.linePos(key.range?.[0] ?? 0);
+      found = { line: pos.line, col: pos.col, path: [], message: 'a key must be a plain name, not a list, a mapping or a typed value' };
+      return visit.BREAK;
+    },
+  });
+  return found;
 }
 
 /** The first alias of the document (only unresolved ones when `unresolved`), with its position. */

@@ -88,7 +88,7 @@ const BAD_CONFIGS: Array<{ name: string; text: string; expected: string[]; env?:
   {
     name: 'credential file missing',
     text: `${MINIMAL}mqtt:\n  brokers:\n    - { name: site, url: "mqtt://10.0.0.9:1883", password: "\${file:/nonexistent/cred}" }\n`,
-    expected: ['plant.yaml:4:60 mqtt.brokers[0].password: cannot read /nonexistent/cred (ENOENT) referenced as ${file:/nonexistent/cred}'],
+    expected: ['plant.yaml:4:60 mqtt.brokers[0].password: cannot read /nonexistent/cred (no such file) referenced as ${file:/nonexistent/cred}'],
   },
   {
     name: 'a list where a mapping belongs',
