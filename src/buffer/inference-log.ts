@@ -14,6 +14,7 @@ const PRUNE_CHUNK = 5_000;
 export class InferenceLog implements InferenceRecorder {
   readonly #insert: Statement<[string, number, number, string | null, string | null, string | null, string | null]>;
   readonly #prune: Statement<[number, number]>;
+  readonly #pruneBeyond: Statement<[number, number]>;
   readonly #db: Database;
   #pending: InferenceRow[] = [];
   #dropped = 0;
@@ -23,6 +24,9 @@ export class InferenceLog implements InferenceRecorder {
     this.#db = db;
     this.#insert = db.prepare('INSERT INTO inference_log (model, ts, at, version, outputs, skipped, detail) VALUES (?, ?, ?, ?, ?, ?, ?)');
     this.#prune = db.prepare('DELETE FROM inference_log WHERE id IN (SELECT id FROM inference_log WHERE at < ? ORDER BY id LIMIT ?)');
+    this.#pruneBeyond = db.prepare(
+      'DELETE FROM inference_log WHERE id IN (SELECT id FROM inference_log WHERE id <= (SELECT max(id) FROM inference_log) - ? ORDER BY id LIMIT ?)',
+    );
   }
 
   record(row: InferenceRow): void {
@@ -63,9 +67,14 @@ export class InferenceLog implements InferenceRecorder {
     return rows.length;
   }
 
-  /** Deletes one chunk of rows recorded before `beforeAt`; returns how many. */
-  prune(beforeAt: number): number {
-    return this.#prune.run(Math.floor(beforeAt), PRUNE_CHUNK).changes;
+  /**
+   * Deletes one chunk of rows recorded before `beforeAt`, and of rows beyond the newest `maxRows` (the record must
+   * not crowd the samples out of retention.maxSize); returns how many.
+   */
+  prune(beforeAt: number, maxRows = Number.POSITIVE_INFINITY): number {
+    let n = this.#prune.run(Math.floor(beforeAt), PRUNE_CHUNK).changes;
+    if (Number.isFinite(maxRows)) n += this.#pruneBeyond.run(Math.max(0, Math.floor(maxRows)), PRUNE_CHUNK).changes;
+    return n;
   }
 }
 

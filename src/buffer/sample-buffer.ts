@@ -418,7 +418,8 @@ export class SampleBuffer implements Component, WindowReader, SeriesReader {
       const now = this.#tuning.now();
       if (now - this.#inferencesPrunedAt >= this.#tuning.agePassIntervalMs) {
         this.#inferencesPrunedAt = now;
-        open.inferences.prune(now - parseDuration(this.#cfg.retention.maxAge));
+        // At most a tenth of retention.maxSize (a row is ~150 bytes): 1.3M inferences for the default 2GB.
+        open.inferences.prune(now - parseDuration(this.#cfg.retention.maxAge), Math.floor(parseSize(this.#cfg.retention.maxSize) / 10 / 150));
       }
     } catch (err) {
       this.#metrics.writeErrors.inc({ code: errorCode(err) });

@@ -52,6 +52,8 @@ const WARM_UP_CHECK_MS = 1_000;
  * catches one that hangs: without it, one component would hold back every other one and READY=1 forever.
  */
 const START_TIMEOUT_MS = 30_000;
+/** A source's clock steps are logged at most this often (all are counted). */
+const STEP_LOG_INTERVAL_MS = 60_000;
 
 interface Running {
   plan: PlannedComponent;
@@ -123,7 +125,22 @@ export class Daemon {
     const onListenerError = (err: unknown): void => this.log.error({ err }, 'a tag bus listener failed; other listeners still run');
     this.clocks = new SourceClocks(undefined, undefined, onListenerError);
     this.#applyClockPolicies(loaded.config);
-    this.clocks.onStep((step) => this.log.warn({ clockStep: step }, `clock step on ${step.source}: its time jumped by ${Math.round(step.deltaMs / 1000)} s; models reading it restart their windows on the new timeline`));
+    // Logged at a limited rate: a PLC whose clock flips back and forth must not flood the journal (the count is in
+    // lineguard_source_clock_steps_total and /healthz).
+    const stepLoggedAt = new Map<string, { at: number; since: number }>();
+    this.clocks.onStep((step) => {
+      const last = stepLoggedAt.get(step.source);
+      const now = monotonicMs();
+      if (last && now - last.at < STEP_LOG_INTERVAL_MS) {
+        last.since++;
+        return;
+      }
+      stepLoggedAt.set(step.source, { at: now, since: 0 });
+      this.log.warn(
+        { clockStep: step, stepsNotLogged: last?.since ?? 0 },
+        `clock step on ${step.source}: its time jumped by ${Math.round(step.deltaMs / 1000)} s; models reading it restart their windows on the new timeline`,
+      );
+    });
     this.bus = new TagBus(onListenerError, this.clocks.stamp);
     this.registry.setDefaultLabels({ gateway: loaded.config.gateway.id });
     collectDefaultMetrics({ register: this.registry, prefix: 'lineguard_' });
