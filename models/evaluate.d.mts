@@ -7,6 +7,7 @@ export declare const AI4I_TEST_FIRST_UDI: number;
 export declare const AI4I_MODES: string[];
 export declare const CMAPSS_SENSORS: Record<string, number>;
 export declare const RUL_CAP: number;
+export declare const STEEL_CLASSES: string[];
 export declare const CARD_BEGIN: string;
 export declare const CARD_END: string;
 
@@ -16,6 +17,10 @@ export interface LineguardInput {
   mean: number;
   std: number;
   description: string;
+  /** Training statistics in raw units (extra fields beside mean/std). */
+  min?: number;
+  max?: number;
+  quantiles?: Record<string, number>;
 }
 
 export interface LineguardOutput {
@@ -40,6 +45,11 @@ export interface LineguardMetadata {
   inputs: LineguardInput[];
   outputs: LineguardOutput[];
   recommendedAlert: RecommendedAlert;
+  /** Several rules (the steel-defect model: one per class). */
+  recommendedAlerts?: Array<{ name: string; output: string; outputIndex: number; raiseAbove: number; clearBelow: number; kind: string; severity: string }>;
+  samplePeriodMs?: number | null;
+  sampleBasis?: string;
+  inputOrder?: string;
   training: { data: string; license: string; metrics: Record<string, unknown> };
 }
 
@@ -73,6 +83,7 @@ export interface Ai4iRow {
 }
 export declare function loadAi4i(dir?: string): Ai4iRow[];
 export declare function loadCmapssTest(dir?: string): { unit: number; rows: number[][]; trueRul: number }[];
+export declare function loadSteel(dir?: string): { row: number; features: Record<string, number>; label: number }[];
 export declare function cmapssWindow(meta: LineguardMetadata, rows: number[][], window?: number): number[][];
 
 export interface Counts {
@@ -118,6 +129,34 @@ export interface CmapssEvaluation {
   rmseUncapped: number;
   nasaScoreUncapped: number;
   alert: Counts & { condition: string; precision: number; recall: number };
+  leadTimes: CmapssLeadTimes;
+}
+export interface CmapssLeadTimes {
+  rule: { raiseBelow: number; clearAbove: number };
+  enginesDue: number;
+  warned: number;
+  leadMin: number | null;
+  leadMedian: number | null;
+  leadMax: number | null;
+  missed: { unit: number; trueRul: number }[];
+  flappingEngines: number;
+  earlyWarnings: number;
+}
+export interface SteelClassMetrics extends Counts {
+  support: number;
+  precision: number;
+  recall: number;
+  f1: number;
+}
+export interface SteelEvaluation {
+  model: string;
+  version: string;
+  split: string;
+  testRows: number;
+  accuracy: number;
+  macroF1: number;
+  perClass: Record<string, SteelClassMetrics>;
+  alerts: Record<string, Counts & { severity: string; raiseAbove: number; precision: number; recall: number }>;
 }
 export interface EvaluateOptions {
   modelPath?: string;
@@ -125,6 +164,8 @@ export interface EvaluateOptions {
 }
 export declare function evaluateAi4i(options?: EvaluateOptions): Promise<Ai4iEvaluation>;
 export declare function evaluateCmapss(options?: EvaluateOptions): Promise<CmapssEvaluation>;
+export declare function cmapssLeadTimes(options?: EvaluateOptions): Promise<CmapssLeadTimes>;
+export declare function evaluateSteel(options?: EvaluateOptions): Promise<SteelEvaluation>;
 
 export interface Latency {
   batch: number;
@@ -137,7 +178,7 @@ export interface Latency {
 export declare function measureLatency(modelPath: string, runs?: number): Promise<Latency>;
 
 export interface MetricsFile {
-  evaluation: Ai4iEvaluation | CmapssEvaluation;
+  evaluation: Ai4iEvaluation | CmapssEvaluation | SteelEvaluation;
   latency: Latency;
   modelSha256: string;
 }
@@ -147,4 +188,5 @@ export declare function extractMetricsBlock(readme: string): string | null;
 export declare const SHIPPED: {
   'ai4i-fault': typeof evaluateAi4i;
   'cmapss-rul': typeof evaluateCmapss;
+  'steel-defect': typeof evaluateSteel;
 };

@@ -4,7 +4,7 @@
  * onnxruntime-node only (no Python), exactly as the gateway would feed them: raw physical values, z-scored with the
  * mean/std from the model's `lineguard` metadata, as float32 [batch, window, features].
  *
- *   node models/evaluate.mjs            print the metrics (and the measured latency) of both models
+ *   node models/evaluate.mjs            print the metrics (and the measured latency) of every shipped model
  *   node models/evaluate.mjs --write    also write models/<model>/metrics.json and the metrics block of each README.md
  *
  * The module has no side effects on import; test/unit/models/shipped-models.test.ts uses its functions.
@@ -30,6 +30,9 @@ export const CMAPSS_SENSORS = {
   t24: 2, t30: 3, t50: 4, p30: 7, nf: 8, nc: 9, ps30: 11, phi: 12, nrf: 13, nrc: 14, bpr: 15, htbleed: 17, w31: 20, w32: 21,
 };
 export const RUL_CAP = 125;
+
+/** Steel Plates Faults (UCI 198): the 7 classes, in the model's output order. */
+export const STEEL_CLASSES = ['Pastry', 'Z_Scratch', 'K_Scatch', 'Stains', 'Dirtiness', 'Bumps', 'Other_Faults'];
 
 // ----------------------------------------------------------------------------------------------------------------
 // ONNX model header and metadata. onnxruntime-node does not expose metadata_props, so the gateway reads the
@@ -167,6 +170,30 @@ export function cmapssWindow(meta, rows, window = meta.window) {
   return last.map((r) => cols.map((c) => r[c]));
 }
 
+/**
+ * Steel Plates Faults: every defect (1-based row, features by UCI column name, class index). Faults.NNA is
+ * tab-separated, each line in double quotes, CRLF; Faults27x7_var holds the 34 column names.
+ */
+export function loadSteel(dir = join(DATA_DIR, 'uci-steel-plates-faults')) {
+  verifyChecksums(dir);
+  const names = readFileSync(join(dir, 'Faults27x7_var'), 'ascii').split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+  if (names.slice(27).join() !== STEEL_CLASSES.join()) throw new Error('unexpected Steel Plates class columns');
+  return readFileSync(join(dir, 'Faults.NNA'), 'ascii').split(/\r?\n/).map((l) => l.trim().replace(/^"|"$/g, '')).filter(Boolean)
+    .map((line, i) => {
+      const v = line.split('\t').map(Number);
+      if (v.length !== 34) throw new Error(`Faults.NNA row ${i + 1}: ${v.length} values`);
+      return { row: i + 1, features: Object.fromEntries(names.slice(0, 27).map((n, j) => [n, v[j]])), label: v.slice(27).indexOf(1) };
+    });
+}
+
+/** UCI column name of a model input: the same letters, case and separators ignored (type_of_steel_a300 = TypeOfSteel_A300). */
+function steelColumn(features, inputName) {
+  const squash = (x) => x.toLowerCase().replace(/[^a-z0-9]/g, '');
+  const col = Object.keys(features).find((k) => squash(k) === squash(inputName));
+  if (col === undefined) throw new Error(`unknown Steel Plates input ${inputName}`);
+  return col;
+}
+
 // ----------------------------------------------------------------------------------------------------------------
 // Metrics (same definitions as models/training/common.py)
 
@@ -293,6 +320,7 @@ export async function evaluateCmapss({ modelPath = join(MODELS_DIR, 'cmapss-rul'
   const within = truth.map((t) => (t <= raiseBelow ? 1 : 0));
   const counts = binaryCounts(within, alarm, 0.5);
   const prf = precisionRecallF1(counts);
+  const leadTimes = await cmapssLeadTimes({ modelPath, session: sess });
   if (!session) await sess.release();
   return {
     model: meta.name,
@@ -306,6 +334,131 @@ export async function evaluateCmapss({ modelPath = join(MODELS_DIR, 'cmapss-rul'
     rmseUncapped: Math.round(rmse(pred, truth) * 1000) / 1000,
     nasaScoreUncapped: Math.round(nasaScore(pred, truth) * 100) / 100,
     alert: { condition: `rul_cycles < ${raiseBelow} vs true RUL <= ${raiseBelow}`, ...counts, precision: r4(prf.precision), recall: r4(prf.recall) },
+    leadTimes,
+  };
+}
+
+/**
+ * Steel defects: accuracy, macro F1 and the per-class table on the test part (the rows listed in the training report,
+ * a stratified seeded split never used for a choice), plus what each recommended per-class rule would raise on.
+ */
+export async function evaluateSteel({ modelPath = join(MODELS_DIR, 'steel-defect', 'model.onnx'), session } = {}) {
+  const meta = readLineguardMetadata(modelPath);
+  const report = JSON.parse(readFileSync(join(dirname(modelPath), 'training-report.json'), 'utf8'));
+  const testRows = new Set(report.split.testIndices);
+  const rows = loadSteel().filter((r) => testRows.has(r.row));
+  if (rows.length !== testRows.size) throw new Error('steel test rows missing from the data');
+  const cols = meta.inputs.map((inp) => steelColumn(rows[0].features, inp.name));
+  const sess = session ?? (await createSession(modelPath));
+  const f = meta.inputs.length;
+  const input = new ort.Tensor('float32', normalise(meta, rows.map((r) => cols.map((c) => r.features[c]))), [rows.length, 1, f]);
+  const out = await sess.run({ input });
+  if (!session) await sess.release();
+  const probs = out[meta.outputs[0].name].data;
+  const k = meta.outputs[0].labels.length;
+  const pred = rows.map((_, i) => {
+    let best = 0;
+    for (let j = 1; j < k; j++) if (probs[i * k + j] > probs[i * k + best]) best = j;
+    return best;
+  });
+  const y = rows.map((r) => r.label);
+  const perClass = {};
+  const alerts = {};
+  const rules = meta.recommendedAlerts ?? [];
+  meta.outputs[0].labels.forEach((label, c) => {
+    const counts = { tp: 0, fp: 0, fn: 0 };
+    y.forEach((t, i) => {
+      if (pred[i] === c && t === c) counts.tp++;
+      else if (pred[i] === c) counts.fp++;
+      else if (t === c) counts.fn++;
+    });
+    const prf = precisionRecallF1(counts);
+    perClass[label] = { support: y.filter((t) => t === c).length, ...counts, precision: r4(prf.precision), recall: r4(prf.recall), f1: r4(prf.f1) };
+    const rule = rules.find((r) => r.outputIndex === c);
+    if (rule) {
+      const a = binaryCounts(y.map((t) => (t === c ? 1 : 0)), y.map((_, i) => (probs[i * k + c] > rule.raiseAbove ? 1 : 0)), 0.5);
+      const ap = precisionRecallF1(a);
+      alerts[label] = { severity: rule.severity, raiseAbove: rule.raiseAbove, ...a, precision: r4(ap.precision), recall: r4(ap.recall) };
+    }
+  });
+  const accuracy = pred.filter((p, i) => p === y[i]).length / y.length;
+  const f1s = Object.values(perClass).map((v) => v.f1);
+  return {
+    model: meta.name,
+    version: meta.version,
+    split: 'test part: stratified by class, seeded; the rows listed in training-report.json split.testIndices',
+    testRows: rows.length,
+    accuracy: r4(accuracy),
+    macroF1: r4(f1s.reduce((a, b) => a + b, 0) / f1s.length),
+    perClass,
+    alerts,
+  };
+}
+
+/**
+ * C-MAPSS lead times: every official test engine replayed cycle by cycle (edge-padded windows before cycle 30) under
+ * the recommended rule (raise when rul_cycles < raiseBelow, clear when > clearAbove). The true RUL at cycle i of an
+ * engine with n cycles is RUL_FD001 + (n - 1 - i). Engines that end with true RUL <= raiseBelow must have warned.
+ */
+export async function cmapssLeadTimes({ modelPath = join(MODELS_DIR, 'cmapss-rul', 'model.onnx'), session } = {}) {
+  const meta = readLineguardMetadata(modelPath);
+  const units = loadCmapssTest();
+  const w = meta.window;
+  const f = meta.inputs.length;
+  const total = units.reduce((a, u) => a + u.rows.length, 0);
+  const data = new Float32Array(total * w * f);
+  let n = 0;
+  for (const u of units) {
+    for (let i = 0; i < u.rows.length; i++) data.set(normalise(meta, cmapssWindow(meta, u.rows.slice(0, i + 1))), (n++) * w * f);
+  }
+  const sess = session ?? (await createSession(modelPath));
+  const out = await sess.run({ input: new ort.Tensor('float32', data, [total, w, f]) });
+  if (!session) await sess.release();
+  const pred = out.rul_cycles.data;
+  const { raiseBelow, clearAbove } = meta.recommendedAlert;
+  const leads = [];
+  const missed = [];
+  let flapping = 0;
+  let early = 0;
+  let due = 0;
+  n = 0;
+  for (const u of units) {
+    let active = false;
+    let raisedAtRul = null;
+    let cleared = false;
+    let warnedEarly = false;
+    for (let i = 0; i < u.rows.length; i++) {
+      const p = pred[n++];
+      const trueRul = u.trueRul + (u.rows.length - 1 - i);
+      if (!active && p < raiseBelow) {
+        active = true;
+        raisedAtRul = trueRul;
+        if (trueRul > 2 * clearAbove) warnedEarly = true;
+      } else if (active && p > clearAbove) {
+        active = false;
+        cleared = true;
+      }
+    }
+    if (cleared) flapping++;
+    if (warnedEarly) early++;
+    if (u.trueRul <= raiseBelow) {
+      due++;
+      if (active) leads.push(raisedAtRul);
+      else missed.push({ unit: u.unit, trueRul: u.trueRul });
+    }
+  }
+  leads.sort((a, b) => a - b);
+  const median = leads.length ? (leads[(leads.length - 1) >> 1] + leads[leads.length >> 1]) / 2 : null;
+  return {
+    rule: { raiseBelow, clearAbove },
+    enginesDue: due,
+    warned: leads.length,
+    leadMin: leads.length ? leads[0] : null,
+    leadMedian: median,
+    leadMax: leads.length ? leads[leads.length - 1] : null,
+    missed,
+    flappingEngines: flapping,
+    earlyWarnings: early,
   };
 }
 
@@ -357,8 +510,24 @@ export function renderMetricsBlock(m) {
       ...Object.entries(e.modes).map(([k, v]) =>
         v.positives ? `| ${k} | ${v.positives} | ${pct(v.precision)} | ${pct(v.recall)} | ${pct(v.f1)} | ${pct(v.prAuc)} |` : `| ${k} | 0 | n/a | n/a | n/a | n/a |`),
     );
+  } else if (m.evaluation.model === 'steel-defect') {
+    const e = m.evaluation;
+    lines.push(
+      `Held-out ${e.split}: ${e.testRows} defects.`,
+      '',
+      `Accuracy ${pct(e.accuracy)}, macro F1 ${pct(e.macroF1)} (predicted class = the largest probability).`,
+      '',
+      '| class | test defects | precision | recall | F1 | rule severity | rule raises (p > threshold): TP / FP / FN | rule precision / recall |',
+      '|---|---:|---:|---:|---:|---|---|---|',
+      ...Object.entries(e.perClass).map(([k, v]) => {
+        const a = e.alerts[k];
+        const rule = a ? `${a.severity} | ${a.tp} / ${a.fp} / ${a.fn} (> ${a.raiseAbove}) | ${pct(a.precision)} / ${pct(a.recall)}` : 'none | | ';
+        return `| ${k} | ${v.support} | ${pct(v.precision)} | ${pct(v.recall)} | ${pct(v.f1)} | ${rule} |`;
+      }),
+    );
   } else {
     const e = m.evaluation;
+    const lt = e.leadTimes;
     lines.push(
       `Held-out ${e.protocol}: ${e.testEngines} engines (shortest ${e.shortestTestEngine} cycles, so none needed padding).`,
       '',
@@ -371,6 +540,13 @@ export function renderMetricsBlock(m) {
       `| NASA score (uncapped) | ${e.nasaScoreUncapped.toFixed(2)} |`,
       `| alert ${e.alert.condition}: TP / FP / FN | ${e.alert.tp} / ${e.alert.fp} / ${e.alert.fn} |`,
       `| alert precision / recall | ${pct(e.alert.precision)} / ${pct(e.alert.recall)} |`,
+      '',
+      `Lead time under the recommended rule (raise rul_cycles < ${lt.rule.raiseBelow}, clear > ${lt.rule.clearAbove}), every test engine replayed ` +
+        'cycle by cycle; the true RUL when the alert raised (and stayed raised to the end of the engine\'s data):',
+      '',
+      '| engines ending with true RUL ≤ raise threshold | warned | lead min / median / max (cycles) | without warning | engines whose alert cleared again (flapping) | raised at true RUL > 2 × clearAbove |',
+      '|---:|---:|---|---|---:|---:|',
+      `| ${lt.enginesDue} | ${lt.warned} | ${lt.leadMin} / ${lt.leadMedian} / ${lt.leadMax} | ${lt.missed.length ? lt.missed.map((x) => `engine ${x.unit} (true RUL ${x.trueRul})`).join(', ') : 'none'} | ${lt.flappingEngines} | ${lt.earlyWarnings} |`,
     );
   }
   const l = m.latency;
@@ -402,6 +578,7 @@ export function extractMetricsBlock(readme) {
 export const SHIPPED = {
   'ai4i-fault': evaluateAi4i,
   'cmapss-rul': evaluateCmapss,
+  'steel-defect': evaluateSteel,
 };
 
 async function main(argv) {

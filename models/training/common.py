@@ -217,6 +217,38 @@ def round_sig(x: float, sig: int = 7) -> float:
     return float(f"{x:.{sig}g}")
 
 
+QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+
+
+def input_statistics(x: np.ndarray) -> list[dict]:
+    """Training statistics of each input column of x [rows, features], in raw units, for the metadata's inputs[i]:
+    min, max and the QUANTILES (linear interpolation), 7 significant digits. Extra fields next to mean/std, so that the
+    gateway can later compare live inputs with what the model was trained on (the metadata parser allows them)."""
+    out = []
+    for j in range(x.shape[1]):
+        col = np.asarray(x[:, j], dtype=np.float64)
+        qs = np.quantile(col, QUANTILES)
+        out.append({"min": round_sig(col.min()), "max": round_sig(col.max()),
+                    "quantiles": {f"p{int(round(q * 100)):02d}": round_sig(v) for q, v in zip(QUANTILES, qs)}})
+    return out
+
+
+# What one row of each model's window is, how the gateway should frame it, and that tag order is feature order.
+# `samplePeriodMs` (read by check-config as a hint) is given only where the model was trained on a time grid: none of
+# the shipped models was (AI4I: one row per process; C-MAPSS: one row per flight cycle; steel: one row per defect).
+SAMPLE_BASIS = {
+    "ai4i-fault": "one row per machining process (a product); no time grid: window 1, any period",
+    "cmapss-rul": "one row per engine flight cycle; no fixed time period: feed one window row per cycle "
+                  "(window.periodMs = the time between cycles on the gateway, or one MQTT message per cycle)",
+    "steel-defect": "one row per detected surface defect (one message per defect); no time grid: window 1",
+}
+
+
+def sample_basis(name: str) -> dict:
+    return {"samplePeriodMs": None, "sampleBasis": SAMPLE_BASIS[name],
+            "inputOrder": "the config's inputs[i] feeds inputs[i] of this list: tag order = feature order"}
+
+
 def write_json(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, indent=1) + "\n", encoding="utf-8")
 

@@ -262,8 +262,8 @@ def main() -> None:
         "task": "classification",
         "window": 1,
         "samplePeriod": "1 process",
-        "inputs": [{"name": n, "unit": u, "mean": m, "std": s, "description": desc}
-                   for (n, u, desc), m, s in zip(INPUTS, in_mean, in_std)],
+        "inputs": [{"name": n, "unit": u, "mean": m, "std": s, "description": desc, **st}
+                   for (n, u, desc), m, s, st in zip(INPUTS, in_mean, in_std, common.input_statistics(raw[tr]))],
         "outputs": [
             {"name": "failure_probability", "kind": "probability", "labels": ["machine_failure"], "unit": "1",
              "description": "Probability that this process ends in a machine failure (noisy-OR of the mode probabilities)"},
@@ -271,6 +271,7 @@ def main() -> None:
              "description": "Independent per-mode probabilities: " + "; ".join(f"{m} = {MODE_DESCRIPTIONS[m]}" for m in MODES)},
         ],
         "recommendedAlert": {"output": "failure_probability", "raiseAbove": threshold, "clearBelow": clear_below},
+        **common.sample_basis(NAME),
         "training": {
             "data": "AI4I 2020 Predictive Maintenance Dataset (UCI 601, doi:10.24432/C5HS5C), synthetic; models/data/ai4i2020",
             "license": "CC BY 4.0 (data: Stephan Matzka, HTW Berlin)",

@@ -341,11 +341,13 @@ def main() -> None:
         "task": "regression",
         "window": WINDOW,
         "samplePeriod": "1 cycle",
-        "inputs": [{"name": n, "unit": unit, "mean": m, "std": s, "description": desc}
-                   for (_, n, unit, desc), m, s in zip(SENSORS, mean, std)],
+        "inputs": [{"name": n, "unit": unit, "mean": m, "std": s, "description": desc, **st}
+                   for (_, n, unit, desc), m, s, st in zip(SENSORS, mean, std, common.input_statistics(
+                       np.concatenate([p["train_eng"][u] for u in p["fit_units"]])))],
         "outputs": [{"name": "rul_cycles", "kind": "regression", "unit": "cycles", "labels": ["remaining_useful_life"],
                      "description": "Remaining useful life in operating cycles, capped at 125 (0..125)"}],
         "recommendedAlert": {"output": "rul_cycles", "raiseBelow": raise_below, "clearAbove": clear_above},
+        **common.sample_basis(NAME),
         "training": {
             "data": "NASA C-MAPSS turbofan degradation simulation, subset FD001 (Saxena et al. 2008), simulated; "
                     "models/data/nasa-cmapss-fd001",

@@ -24,7 +24,7 @@ interface Reference {
   }>;
 }
 
-const SHIPPED = ['ai4i-fault', 'cmapss-rul'].map((name) => ({
+const SHIPPED = ['ai4i-fault', 'cmapss-rul', 'steel-defect'].map((name) => ({
   name,
   model: join(ROOT, 'models', name, 'model.onnx'),
   reference: join(ROOT, 'models', name, 'reference.json'),
