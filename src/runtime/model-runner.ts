@@ -111,6 +111,8 @@ export class ModelRunner implements Component {
   readonly #skipped: Record<string, number> = {};
   #inferences = 0;
   #clockSteps = 0;
+  /** The last window was evaluated by at least one rule (false after a skipped one or a failed inference). */
+  #lastOutcomeOk = false;
   /** Each rule's last evaluated value, window and end: what a refused transition is retried with. */
   readonly #lastPicked = new Map<RuleEntry, { picked: { value: number; label?: string }; end: number; window: TagWindow }>();
   /** For an event window: how far its first frame lay behind its end (what memory must keep). */
@@ -326,6 +328,7 @@ export class ModelRunner implements Component {
       const timedOut = err instanceof TimeoutError;
       this.#metrics?.inference(timedOut ? 'timeout' : 'error');
       this.#lastError = { message: (err as Error).message, at: wallClockMs() };
+      this.#lastOutcomeOk = false;
       this.ctx.log.error({ err, version: model.file.version }, timedOut ? 'inference timed out' : 'inference failed');
       this.#record({ model: this.cfg.name, ts: end, at, version: model.file.version, skipped: timedOut ? 'inference_timeout' : 'inference_failed', detail: (err as Error).message });
       if (timedOut || !model.alive) this.#slot?.modelFailed(model, err as Error);
@@ -364,6 +367,7 @@ export class ModelRunner implements Component {
       this.ctx.log.info({ alertId: done.event.alertId, eventId: done.event.eventId, rule: entry.cfg.name, state: done.event.state, value: picked.value, version: model.file.version }, done.event.message);
     });
     this.#metrics?.alertActive(rules.entries.some((e) => e.rule.active !== undefined));
+    this.#lastOutcomeOk = evaluated > 0;
     if (evaluated > 0) {
       this.#lastEvaluatedMono = monotonicMs();
       this.#availability?.ok();
@@ -420,6 +424,7 @@ export class ModelRunner implements Component {
   }
 
   #skipWindow(end: number, at: number, model: LoadedModel, reason: string, detail: string): void {
+    this.#lastOutcomeOk = false;
     this.#count(reason, detail);
     this.#record({ model: this.cfg.name, ts: end, at, version: model.file.version, skipped: reason, detail });
   }
@@ -428,6 +433,21 @@ export class ModelRunner implements Component {
   #checkAvailability(): void {
     const availability = this.#availability;
     if (!availability) return;
+    // One frame per sample time: a device that sends rarely gives no new window between its messages, and that is
+    // not a failure while its last window was evaluated and its values are still within their hold. Past the hold
+    // the inputs are stale, and that is.
+    if (this.cfg.window.periodMs === undefined && this.#slot?.model && this.#lastOutcomeOk && Number.isFinite(this.#planner.lastEnd)) {
+      const ready = this.#planner.readyUntil();
+      const sourceTime = ready === undefined ? undefined : ready + this.cfg.window.latenessMs;
+      const hold = Math.min(...this.#plan.maxHoldMs);
+      if (sourceTime !== undefined && sourceTime - this.#planner.lastEnd <= hold) {
+        this.#lastEvaluatedMono = monotonicMs();
+        return;
+      }
+      if (sourceTime !== undefined) {
+        this.#count('stale_inputs', `no new sample of the input tags for ${Math.round((sourceTime - this.#planner.lastEnd) / 1000)} s of source time (longer than window.maxHoldMs ${hold} ms)`);
+      }
+    }
     const since = this.#lastEvaluatedMono ?? this.#startedMono;
     if (monotonicMs() - since < this.cfg.unavailable.afterMs) return;
     const reason = this.#slot?.model

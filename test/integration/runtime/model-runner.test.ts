@@ -380,3 +380,38 @@ describe('ModelRunner with several rules', () => {
     expect(h.buffer.outbox.loadRuleState('press1/failure_probability')).not.toContain('"active"');
   });
 });
+
+describe('ModelRunner: silence is not health', () => {
+  it('raises model_unavailable when its inputs go bad for unavailable.afterMs, and clears it when windows are evaluated again', async () => {
+    const runner = await h.runner(modelConfig({ schedule: { everyMs: 50, onNewData: true }, unavailable: { afterMs: 1000 } }));
+    let ts = rows(0, [[0.1, 10], [0.2, 10], [0.3, 10], [0.9, 10]]);
+    await until(() => h.alerts().length === 1, 5000, 'a model alert');
+    // The source loses its connection: every tag marked BadNoCommunication (what ConnectionMarkers publish).
+    h.ctx.bus.publish(TAGS.map((tag) => ({ tag, ts: ts + 500, value: Number.NaN, quality: 'bad' as const, source: 'test/src', statusName: 'BadNoCommunication' })));
+    await until(() => h.alerts().some((a) => a.kind === 'model_unavailable'), 5000, 'model_unavailable');
+    const raised = h.alerts().find((a) => a.kind === 'model_unavailable')!;
+    expect(raised).toMatchObject({
+      state: 'raised', model: { name: 'press1' }, output: { name: 'available', value: 0 },
+      unevaluatedAlerts: [h.alerts()[0]!.alertId],
+    });
+    expect(runner.health()).toMatchObject({ state: 'down', reason: expect.stringMatching(/^model_unavailable: cannot infer/) });
+    ts = rows(ts + 1000, [[0.9, 10], [0.9, 10], [0.9, 10], [0.9, 10]]);
+    await until(() => h.alerts().filter((a) => a.kind === 'model_unavailable').length === 2, 5000, 'the clear');
+    expect(h.alerts().filter((a) => a.kind === 'model_unavailable')[1]).toMatchObject({ state: 'cleared', alertId: raised.alertId });
+    expect(runner.health().state).toBe('up');
+    // The model alert raised before stood through the outage: no second raise, no clear.
+    expect(h.alerts().filter((a) => a.kind === 'equipment_fault')).toHaveLength(1);
+  });
+
+  it('a device that sends rarely is not unavailable while its values are within their hold; past the hold it is', async () => {
+    await h.runner(modelConfig({ schedule: { everyMs: 50 }, unavailable: { afterMs: 1000 }, window: { maxHoldMs: 60_000, latenessMs: 0 } }));
+    await h.runner(modelConfig({ name: 'short-hold', schedule: { everyMs: 50 }, unavailable: { afterMs: 1000 }, window: { maxHoldMs: 500, latenessMs: 0 } }));
+    const start = Date.now() - 4_500;
+    rows(start, [[0.1, 10], [0.2, 10], [0.3, 10], [0.4, 10]]);
+    await until(() => h.records.length === 2, 5000, 'the windows');
+    // The short hold is passed about half a second after the last message, then afterMs: model_unavailable.
+    await until(() => h.alerts().some((a) => a.kind === 'model_unavailable'), 5000, 'model_unavailable of the short hold');
+    expect(h.alerts().filter((a) => a.kind === 'model_unavailable').map((a) => a.model?.name)).toEqual(['short-hold']);
+    expect(h.alerts().find((a) => a.kind === 'model_unavailable')!.message).toMatch(/no new sample of the input tags for \d+ s of source time \(longer than window\.maxHoldMs 500 ms\)/);
+  });
+});
