@@ -79,3 +79,35 @@ export function enginesOf(cycles: readonly CmapssCycle[]): Map<number, CmapssCyc
   }
   return engines;
 }
+
+/** One detected surface defect of UCI 198 Steel Plates Faults: its 27 inspection features and its true class. */
+export interface SteelDefect {
+  /** 1-based row number in Faults.NNA. */
+  row: number;
+  /** Feature values by the UCI column name (X_Minimum, ..., SigmoidOfAreas), in file order. */
+  features: Array<[name: string, value: number]>;
+  /** The class the inspectors gave it (Pastry, Z_Scratch, K_Scatch, Stains, Dirtiness, Bumps, Other_Faults). */
+  defectClass: string;
+}
+
+/**
+ * Reads Faults.NNA (tab-separated, each line in double quotes, CRLF) with the column names of Faults27x7_var:
+ * 27 features, then 7 one-hot classes (see models/data/uci-steel-plates-faults/PROVENANCE.md).
+ */
+export function loadSteelPlates(dir: string): SteelDefect[] {
+  const names = readFileSync(path.join(dir, 'Faults27x7_var'), 'utf8').split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0);
+  if (names.length !== 34) throw new Error(`${dir}/Faults27x7_var: expected 34 column names, found ${names.length}`);
+  const featureNames = names.slice(0, 27);
+  const classNames = names.slice(27);
+  return readFileSync(path.join(dir, 'Faults.NNA'), 'utf8')
+    .split(/\r?\n/)
+    .map((l) => l.trim().replace(/^"|"$/g, ''))
+    .filter((l) => l.length > 0)
+    .map((line, i) => {
+      const v = line.split('\t').map(Number);
+      if (v.length !== 34) throw new Error(`${dir}/Faults.NNA row ${i + 1}: ${v.length} values, expected 34`);
+      const cls = classNames[v.slice(27).indexOf(1)];
+      if (cls === undefined) throw new Error(`${dir}/Faults.NNA row ${i + 1}: no class`);
+      return { row: i + 1, features: featureNames.map((n, j) => [n, v[j]!] as [string, number]), defectClass: cls };
+    });
+}

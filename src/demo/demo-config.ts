@@ -1,5 +1,16 @@
 import { stringify } from 'yaml';
+import { INSPECTION_TOPIC } from './inspection-station.js';
 import { DEMO_NAMESPACE, PRESS_VARIABLES } from './simulated-line.js';
+
+/** One alert rule of a model card (`recommendedAlerts` in the metadata), applied as it stands. */
+export interface DemoRule {
+  name: string;
+  outputIndex: number | 'max';
+  raiseAbove: number;
+  clearBelow: number;
+  kind: string;
+  severity: 'critical' | 'major' | 'minor' | 'warning' | 'info';
+}
 
 export interface DemoConfigOptions {
   gatewayId: string;
@@ -12,6 +23,11 @@ export interface DemoConfigOptions {
   /** The RUL model's inputs: tag suffix (the model's input name) and the Engine1 variable (s2, ..., setting1). */
   rulInputs: Array<{ name: string; variable: string }>;
   rulWindow: number;
+  defectModel: string;
+  /** The defect model's inputs: tag suffix (the model's input name) and the JSON field of the inspection message. */
+  defectInputs: Array<{ name: string; field: string }>;
+  /** The defect model card's rules: one per class, kind quality_defect, the class label in the alert. */
+  defectRules: DemoRule[];
   /** Thresholds from the model cards (`recommendedAlert` in each model's metadata). */
   faultRule: { raiseAbove: number; clearBelow: number };
   rulRule: { raiseBelow: number; clearAbove: number };
@@ -50,6 +66,17 @@ export function demoConfigYaml(o: DemoConfigOptions): string {
     ],
     mqtt: {
       brokers: [{ name: 'demo', url: o.mqttUrl }],
+      sources: [
+        {
+          name: 'inspection-station',
+          broker: 'demo',
+          format: 'json',
+          topics: [INSPECTION_TOPIC],
+          // One message per detected defect, stamped by the station: one model frame per message.
+          values: o.defectInputs.map((v) => ({ tag: `inspection1.${v.name}`, pointer: `/features/${v.field}`, type: 'number' })),
+          timestamp: { pointer: '/ts', format: 'epoch_ms' },
+        },
+      ],
       alerts: { broker: 'demo' },
     },
     buffer: { flushIntervalMs: 100, retention: { maxAge: '1d', maxSize: '512MB' } },
@@ -73,6 +100,17 @@ export function demoConfigYaml(o: DemoConfigOptions): string {
         window: { samples: o.rulWindow, periodMs: o.periodMs },
         schedule: { everyMs: o.periodMs },
         alert: { kind: 'degradation', severity: 'minor', ...o.rulRule, forSamples: 2 },
+      },
+      {
+        name: 'steel-defect',
+        file: o.defectModel,
+        asset: 'demo-line/inspection1',
+        executionProviders: ['tensorrt', 'cuda', 'cpu'],
+        inputs: o.defectInputs.map((v) => `inspection1.${v.name}`),
+        // No periodMs: one frame per defect message (its own timestamp); the next message releases a frame at once.
+        window: { samples: 1, latenessMs: 500 },
+        schedule: { everyMs: Math.max(50, Math.round(o.periodMs / 2)) },
+        alerts: o.defectRules.map((r) => ({ ...r, output: 'defect_class_probabilities', forSamples: 1 })),
       },
     ],
   };

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -10,9 +10,10 @@ import type { AlertEvent } from '../core/alert.js';
 import { loadConfigFile } from '../daemon/config/load.js';
 import { Daemon } from '../daemon/daemon.js';
 import { SecretRedactor } from '../daemon/logger.js';
-import { enginesOf, loadAi4i, loadCmapss } from './datasets.js';
-import { demoConfigYaml } from './demo-config.js';
+import { enginesOf, loadAi4i, loadCmapss, loadSteelPlates } from './datasets.js';
+import { demoConfigYaml, type DemoRule } from './demo-config.js';
 import { EmbeddedBroker } from './embedded-broker.js';
+import { defectBursts, InspectionStation, INSPECTION_TOPIC } from './inspection-station.js';
 import { SimulatedLine } from './simulated-line.js';
 import { readLineguardMetadata } from './model-metadata.js';
 
@@ -44,6 +45,17 @@ export async function runDemo(argv: string[], io: CliIo): Promise<number> {
   const faultRule = { raiseAbove: faultMeta.recommendedAlert.raiseAbove ?? 0.5, clearBelow: faultMeta.recommendedAlert.clearBelow ?? 0.25 };
   const rulRule = { raiseBelow: rulMeta.recommendedAlert.raiseBelow ?? 30, clearAbove: rulMeta.recommendedAlert.clearAbove ?? 40 };
   const rulInputs = rulMeta.inputs.map((i) => ({ name: i.name, variable: engineVariable(i.name, i.description) }));
+  const defectModel = path.join(ROOT, 'models/steel-defect/model.onnx');
+  const defectMeta = await readLineguardMetadata(defectModel);
+  const steelDir = path.join(ROOT, 'models/data/uci-steel-plates-faults');
+  const steel = loadSteelPlates(steelDir);
+  const fieldOf = new Map(steel[0]!.features.map(([field]) => [squash(field), field]));
+  const defectInputs = defectMeta.inputs.map((i) => {
+    const field = fieldOf.get(squash(i.name));
+    if (field === undefined) throw new Error(`the defect model input "${i.name}" is not a column of ${steelDir}/Faults27x7_var`);
+    return { name: i.name, field };
+  });
+  const defectRules = defectMeta.recommendedAlerts as unknown as DemoRule[];
 
   const stateDir = values['state-dir'] ?? mkdtempSync(path.join(tmpdir(), 'lineguard-demo-'));
   mkdirSync(stateDir, { recursive: true });
@@ -54,6 +66,7 @@ export async function runDemo(argv: string[], io: CliIo): Promise<number> {
   const yaml = demoConfigYaml({
     gatewayId: 'demo-line', stateDir, opcuaEndpoint: `opc.tcp://127.0.0.1:${opcuaPort}/UA/DemoLine`, mqttUrl,
     httpPort: Number(values['http-port']), faultModel, rulModel, rulInputs, rulWindow: rulMeta.window, periodMs, faultRule, rulRule,
+    defectModel, defectInputs, defectRules,
   });
   writeFileSync(configFile, yaml);
   if (values['print-config']) {
@@ -73,12 +86,19 @@ export async function runDemo(argv: string[], io: CliIo): Promise<number> {
     pkiDir: path.join(stateDir, 'demo-server-pki'), speed, port: opcuaPort,
     press: { rows, startIndex: Math.max(0, firstFault - 8) }, engines,
   });
+  // The held-out test defects of the model card (never used in training), in bursts of one class.
+  const testRows = new Set(readTestRows(path.join(ROOT, 'models/steel-defect/training-report.json')));
+  const station = new InspectionStation({
+    mqttUrl, periodMs: periodMs * 2, defects: defectBursts(steel.filter((d) => testRows.has(d.row))),
+  });
   await broker?.start(Number(new URL(mqttUrl).port));
   await line.start();
+  await station.start();
 
   const loaded = loadConfigFile(configFile);
   if (!loaded.ok) {
     for (const e of loaded.errors) io.err(e);
+    await station.stop();
     await line.stop();
     await broker?.stop();
     return EXIT.CONFIG;
@@ -108,6 +128,7 @@ export async function runDemo(argv: string[], io: CliIo): Promise<number> {
   io.out(`gateway log: ${logFile}`);
   io.out(`/metrics and /healthz: http://127.0.0.1:${daemon.httpPort ?? '?'}/healthz`);
   io.out(`see the same alerts: mosquitto_sub -h 127.0.0.1 -p ${port} -t '${alertTopic}' -v`);
+  io.out(`the inspection station's defect messages: mosquitto_sub -h 127.0.0.1 -p ${port} -t '${INSPECTION_TOPIC}' -v`);
   io.out('Ctrl-C stops the demo.');
 
   let lastSamples = daemon.bus.publishedCount;
@@ -123,7 +144,7 @@ export async function runDemo(argv: string[], io: CliIo): Promise<number> {
       const health = daemon.health();
       io.out(
         `[summary] ${((samples - lastSamples) / seconds).toFixed(0)} samples/s, ${((inferences - lastInferences) / seconds).toFixed(1)} inferences/s, ` +
-          `alerts raised ${raised} cleared ${cleared}, outbox depth ${depth}, health ${health.status}` +
+          `${station.published} defects inspected, alerts raised ${raised} cleared ${cleared}, outbox depth ${depth}, health ${health.status}` +
           (health.reasons.length ? ` (${health.reasons.join('; ')})` : ''),
       );
       lastSamples = samples;
@@ -142,6 +163,7 @@ export async function runDemo(argv: string[], io: CliIo): Promise<number> {
   clearInterval(summary);
   await daemon.stop();
   await watcher.endAsync(true);
+  await station.stop();
   await line.stop();
   await broker?.stop();
   await new Promise<void>((resolve) => log.flush(() => resolve()));
@@ -153,7 +175,8 @@ function formatAlert(a: AlertEvent): string {
   const time = new Date(a.ts).toISOString().slice(11, 23);
   const verb = a.state === 'raised' ? 'RAISED ' : 'CLEARED';
   const who = a.model ? `${a.model.name}@${a.model.version}` : (a.source ?? a.gateway);
-  return `${time} ${verb} ${a.severity.padEnd(5)} ${who} [${a.provider}] ${a.message}`;
+  const label = a.output?.label !== undefined ? ` class=${a.output.label}` : '';
+  return `${time} ${verb} ${a.severity.padEnd(5)} ${who} [${a.provider}] ${a.kind}${label}: ${a.message}`;
 }
 
 /**
@@ -166,6 +189,19 @@ function engineVariable(name: string, description = ''): string {
   const setting = /setting[ _]?(\d)/i.exec(`${name} ${description}`);
   if (setting) return `setting${setting[1]}`;
   throw new Error(`the RUL model input "${name}" does not name a C-MAPSS sensor or setting`);
+}
+
+/** Lower case without separators: `TypeOfSteel_A300` and `type_of_steel_a300` are the same column. */
+function squash(name: string): string {
+  return name.toLowerCase().replace(/[^a-z0-9]/g, '');
+}
+
+/** The 1-based Faults.NNA rows of the steel-defect model's test part (its training report lists them). */
+function readTestRows(file: string): number[] {
+  const report = JSON.parse(readFileSync(file, 'utf8')) as { split?: { testIndices?: number[] } };
+  const rows = report.split?.testIndices;
+  if (!rows?.length) throw new Error(`${file} lists no test rows (split.testIndices)`);
+  return rows;
 }
 
 async function metricSum(daemon: Daemon, name: string): Promise<number> {
