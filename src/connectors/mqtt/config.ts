@@ -99,9 +99,11 @@ export const MqttSparkplugSchema = Section(
     requestRebirth: Type.Boolean({
       description:
         'Send NCMD "Node Control/Rebirth" to an edge node whose data cannot be decoded (data before its birth, an unknown ' +
-        'alias, a sequence gap not filled in time). Off by default: a non-primary host commanding edge nodes may be against ' +
-        'plant policy or refused by broker ACLs; such data is then dropped and counted until the node rebirths by itself.',
-      default: false,
+        'alias, a sequence gap not filled in time), at most once per rebirthMinIntervalMs: after a gateway restart the ' +
+        'nodes would otherwise stay silent until they rebirth on their own (spec: a host requests a rebirth). Turn it off ' +
+        'where a non-primary host commanding edge nodes is against plant policy or refused by broker ACLs; such data is ' +
+        'then dropped and counted until the node rebirths by itself.',
+      default: true,
     }),
     reorderTimeoutMs: Type.Integer({
       description: 'Sparkplug "Reorder Timeout": how long a missing sequence number may be late before the node is considered out of sync.',

@@ -28,7 +28,13 @@ export type DropReason =
   /** A Sparkplug metric flagged is_null. */
   | 'null_value'
   /** A Sparkplug metric flagged is_transient (the spec says hosts must not historize it). */
-  | 'transient';
+  | 'transient'
+  /** A new tag beyond the source's tag limit (MAX_TAGS_PER_SOURCE), or a birth certificate with more metrics. */
+  | 'too_many_tags'
+  /** A tag name longer than MAX_TAG_NAME_LENGTH. */
+  | 'tag_name_too_long'
+  /** A Sparkplug birth of an edge node or device beyond the number of sessions a source keeps. */
+  | 'too_many_sessions';
 
 export interface IngestProblem {
   reason: DropReason;

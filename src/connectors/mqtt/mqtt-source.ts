@@ -5,20 +5,20 @@ import { ConnectionMarkers } from '../../core/connection-markers.js';
 import { BrokerConnection } from './broker-connection.js';
 import type { MqttBrokerConfig, MqttSourceConfig } from './config.js';
 import { clientIdFor } from './connect-options.js';
+import type { TagSample } from '../../core/tag-sample.js';
 import type { IngestProblem } from './ingest-problem.js';
 import { JsonDecoder, preview, type DecodeResult } from './json-decoder.js';
 import { sourceMetrics, type SourceMetrics } from './mqtt-metrics.js';
 import { RateLimitedLog } from './rate-limited-log.js';
 import { SparkplugDecoder, type SparkplugResult } from './sparkplug-decoder.js';
+import { TagAdmission } from './tag-admission.js';
 import { nodeCommandTopic } from './sparkplug-topic.js';
 import { compileTopicFilter, matchingFilter } from './topic-filter.js';
 import { untilSettledOrAborted } from './until-aborted.js';
 
-const SPARKPLUG_DEFAULTS = { requestRebirth: false, reorderTimeoutMs: 2000, rebirthMinIntervalMs: 10_000 };
+const SPARKPLUG_DEFAULTS = { requestRebirth: true, reorderTimeoutMs: 2000, rebirthMinIntervalMs: 10_000 };
 /** Malformed-payload log lines: at most one per reason per this interval. */
 const PROBLEM_LOG_INTERVAL_MS = 10_000;
-/** Tags remembered for connection-loss markers at most (a topic template could produce unbounded tag names). */
-const MAX_SEEN_TAGS = 100_000;
 
 /**
  * Device data in: subscribes to the configured topics on one broker and turns each message into TagSamples on
@@ -44,8 +44,8 @@ export class MqttSource implements Component {
   readonly #counts = { messages: 0, samples: 0, droppedMessages: 0, droppedValues: 0, rebirthRequests: 0 };
   #lastMessageAt = 0;
   #markers: ConnectionMarkers | undefined;
-  /** Tags this source has delivered: marked BadNoCommunication when the broker connection drops. */
-  readonly #seenTags = new Set<string>();
+  /** Tags this source delivers (bounded): marked BadNoCommunication when the broker connection drops. */
+  readonly #tags = new TagAdmission();
 
   constructor(
     private readonly cfg: MqttSourceConfig,
@@ -88,7 +88,7 @@ export class MqttSource implements Component {
         onDisconnect: () => {
           this.#subscribed = false;
           // Values held from before are not current while the broker is out of reach.
-          if (!this.#stopped) this.#markers?.lost(this.#seenTags);
+          if (!this.#stopped) this.#markers?.lost(this.#tags.known);
         },
         onMessage: (topic, payload) => this.#onMessage(topic, payload),
       },
@@ -113,6 +113,8 @@ export class MqttSource implements Component {
       format: this.cfg.format,
       topics: this.cfg.topics,
       ...this.#counts,
+      tags: this.#tags.known.size,
+      refusedTagSamples: this.#tags.refused,
       ...(this.#lastMessageAt ? { lastMessageAt: new Date(this.#lastMessageAt).toISOString() } : {}),
     };
     if (this.#sparkplug) {
@@ -171,15 +173,17 @@ export class MqttSource implements Component {
       }
       const result = decode(topic, payload, now);
       for (const problem of result.problems) this.#problem(topic, payload, problem);
-      if ('stale' in result && result.stale && result.stale.length > 0) this.#markers?.lost(result.stale);
-      if (result.samples.length > 0) {
-        for (const sample of result.samples) {
-          this.#markers?.adjust(sample);
-          if (this.#seenTags.size < MAX_SEEN_TAGS) this.#seenTags.add(sample.tag);
-        }
-        this.ctx.bus.publish(result.samples);
-        this.#counts.samples += result.samples.length;
-        metrics.samples(result.samples.length);
+      if ('stale' in result && result.stale && result.stale.length > 0) {
+        this.#markers?.lost(result.stale);
+        // A dead node's tags are marked; their room is free for the tags of the next birth.
+        this.#tags.forget(result.stale);
+      }
+      const admitted = this.#admit(topic, payload, result.samples);
+      if (admitted.length > 0) {
+        for (const sample of admitted) this.#markers?.adjust(sample);
+        this.ctx.bus.publish(admitted);
+        this.#counts.samples += admitted.length;
+        metrics.samples(admitted.length);
       }
       if ('events' in result) {
         for (const event of result.events) metrics.sparkplugEvent(event);
@@ -189,6 +193,19 @@ export class MqttSource implements Component {
       // A bug of ours, not the device's: keep ingesting, but say so loudly (rate-limited).
       this.#problemLog.warn('internal', { err, topic }, 'message handling failed');
     }
+  }
+
+  /** The samples whose tag is known or has room (TagAdmission); the others are counted and logged as problems. */
+  #admit(topic: string, payload: Buffer, samples: TagSample[]): TagSample[] {
+    let admitted: TagSample[] | undefined;
+    samples.forEach((sample, i) => {
+      const refused = this.#tags.admit(sample.tag);
+      if (refused) {
+        admitted ??= samples.slice(0, i);
+        this.#problem(topic, payload, refused);
+      } else admitted?.push(sample);
+    });
+    return admitted ?? samples;
   }
 
   #problem(topic: string, payload: Buffer, problem: IngestProblem): void {

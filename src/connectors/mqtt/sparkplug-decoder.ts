@@ -1,11 +1,23 @@
 import sparkplugProto from 'sparkplug-payload/lib/sparkplugPayloadProto.js';
-import type { TagSample } from '../../core/tag-sample.js';
 import type { DecodeResult } from './json-decoder.js';
 import type { DropReason, IngestProblem } from './ingest-problem.js';
 import { int64, metricValue, type Int64Field, type RawMetric } from './sparkplug-values.js';
+import { MAX_TAGS_PER_SOURCE } from './tag-admission.js';
 import { parseSparkplugTopic, type SparkplugTopic } from './sparkplug-topic.js';
 
 const { Payload } = sparkplugProto.org.eclipse.tahu.protobuf;
+
+/** Edge node sessions one source keeps at most (each holds its alias tables); births of more nodes are dropped. */
+export const MAX_NODE_SESSIONS = 10_000;
+/** Devices one edge node session keeps at most. */
+export const MAX_DEVICES_PER_NODE = 1_000;
+/** Metrics one birth certificate may declare (the rest are dropped, counted as too_many_tags). */
+export const MAX_BIRTH_METRICS = MAX_TAGS_PER_SOURCE;
+
+/** Status of a sample for a metric sent with is_null (Sparkplug has no status codes; OPC UA's generic Bad). */
+export const SPARKPLUG_NULL_STATUS = { statusCode: 0x80000000, statusName: 'BadSparkplugNullValue' } as const;
+/** Status of a 64-bit integer beyond 2^53: the value is the nearest double (OPC UA's generic Uncertain). */
+export const SPARKPLUG_INEXACT_STATUS = { statusCode: 0x40000000, statusName: 'UncertainInexactInt64' } as const;
 
 interface RawPayload {
   timestamp?: Int64Field;
@@ -158,6 +170,10 @@ export class SparkplugDecoder {
   }
 
   #nodeBirth(key: string, topic: SparkplugTopic, payload: RawPayload, seq: number | undefined, ts: number, result: SparkplugResult): void {
+    if (!this.#nodes.has(key) && this.#nodes.size >= MAX_NODE_SESSIONS) {
+      result.problems.push({ reason: 'too_many_sessions', scope: 'message', detail: `NBIRTH of ${key} refused: ${MAX_NODE_SESSIONS} edge nodes are online` });
+      return;
+    }
     const metrics = payload.metrics ?? [];
     const bdSeqMetric = metrics.find((m) => m.name === 'bdSeq');
     const session: NodeSession = {
@@ -194,6 +210,13 @@ export class SparkplugDecoder {
   }
 
   #deviceBirth(session: NodeSession, device: string, payload: RawPayload, ts: number, result: SparkplugResult): void {
+    if (!session.devices.has(device) && session.devices.size >= MAX_DEVICES_PER_NODE) {
+      result.problems.push({
+        reason: 'too_many_sessions', scope: 'message',
+        detail: `DBIRTH of ${session.group}/${session.node}/${device} refused: the node has ${MAX_DEVICES_PER_NODE} devices online`,
+      });
+      return;
+    }
     const table = emptyTable();
     session.devices.set(device, table);
     result.events.push('device_birth');
@@ -203,7 +226,13 @@ export class SparkplugDecoder {
   #birthMetrics(
     session: NodeSession, device: string | undefined, table: MetricTable, metrics: RawMetric[], ts: number, result: SparkplugResult,
   ): void {
-    for (const m of metrics) {
+    if (metrics.length > MAX_BIRTH_METRICS) {
+      result.problems.push({
+        reason: 'too_many_tags', scope: 'value',
+        detail: `birth certificate declares ${metrics.length} metrics; the ${metrics.length - MAX_BIRTH_METRICS} beyond ${MAX_BIRTH_METRICS} are dropped`,
+      });
+    }
+    for (const m of metrics.slice(0, MAX_BIRTH_METRICS)) {
       if (!m.name) {
         result.problems.push({ reason: 'decode_error', scope: 'value', detail: 'birth metric without a name' });
         continue;
@@ -244,8 +273,13 @@ export class SparkplugDecoder {
       return;
     }
     const tag = this.#tagName(session, device, def.name);
-    const sample: TagSample = { tag, value: value.value, ts: validTime(int64(m.timestamp)) ?? ts, quality: 'good', source: this.options.source };
-    result.samples.push(sample);
+    const at = validTime(int64(m.timestamp)) ?? ts;
+    const source = this.options.source;
+    // A null is the device saying "no value now": a bad-quality sample, so a window sees the gap instead of holding
+    // the last value over it.
+    if ('null' in value) result.samples.push({ tag, value: Number.NaN, ts: at, quality: 'bad', ...SPARKPLUG_NULL_STATUS, source });
+    else if (value.inexact) result.samples.push({ tag, value: value.value, ts: at, quality: 'uncertain', ...SPARKPLUG_INEXACT_STATUS, source });
+    else result.samples.push({ tag, value: value.value, ts: at, quality: 'good', source });
   }
 
   #tagName(session: NodeSession, device: string | undefined, metric: string): string {

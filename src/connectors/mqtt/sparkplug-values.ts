@@ -15,6 +15,12 @@ export const DataType = {
   Float: 9, Double: 10, Boolean: 11, String: 12, DateTime: 13, Text: 14, UUID: 15,
 } as const;
 
+/**
+ * Datatypes above Text/UUID (DataSet 16, Bytes 17, File 18, Template 19, PropertySet(List) 20–21 and the arrays
+ * 22–34 of Sparkplug 3.0, which travel in bytes_value) are not turned into samples.
+ */
+const LAST_SCALAR_TYPE = DataType.UUID;
+
 /** protobufjs gives 64-bit fields as `Long` objects when the `long` package is present, as numbers otherwise. */
 export interface LongLike {
   toNumber(): number;
@@ -53,8 +59,16 @@ export function int64(field: Int64Field, signed = false): number | undefined {
  * The sample value of a metric given its effective datatype (its own, or its birth's), or the reason it yields
  * none. Integers travel as unsigned protobuf fields; the datatype says how to read the sign back.
  */
-export function metricValue(m: RawMetric, datatype: number | undefined): { value: TagValue } | { reason: DropReason } {
-  if (m.isNull) return { reason: 'null_value' };
+export type MetricValue =
+  | { value: TagValue; inexact?: true }
+  | { reason: DropReason }
+  /** is_null: the device says it has no value (the sample is bad quality, never a silent gap). */
+  | { null: true };
+
+export function metricValue(m: RawMetric, datatype: number | undefined): MetricValue {
+  // By the datatype first: an empty Int32 array has no bytes_value at all and would otherwise look like a wrong type.
+  if (datatype !== undefined && datatype > LAST_SCALAR_TYPE) return { reason: 'unsupported_type' };
+  if (m.isNull) return { null: true };
   switch (m.value) {
     case 'intValue': {
       const v = m.intValue ?? 0;
@@ -65,7 +79,9 @@ export function metricValue(m: RawMetric, datatype: number | undefined): { value
     }
     case 'longValue': {
       const v = int64(m.longValue, datatype === DataType.Int64);
-      return v === undefined ? { reason: 'wrong_type' } : { value: v };
+      if (v === undefined) return { reason: 'wrong_type' };
+      // Beyond 2^53 a double cannot hold every integer: the value is the nearest one, and the sample says so.
+      return Number.isSafeInteger(v) ? { value: v } : { value: v, inexact: true };
     }
     case 'floatValue':
     case 'doubleValue': {

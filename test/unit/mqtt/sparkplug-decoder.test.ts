@@ -175,7 +175,7 @@ describe('SparkplugDecoder', () => {
     expect(d.handle('spBv1.0/plant/NCMD/edge1', Buffer.alloc(3), T0)).toMatchObject({ problems: [], events: ['ignored'] });
   });
 
-  it('drops null, transient and unsupported metrics by reason', () => {
+  it('makes null metrics bad-quality samples and drops unsupported ones by reason', () => {
     const d = decoder();
     const edge = new EdgeNode('plant', 'edge1');
     const r = handle(d, edge.nbirth([
@@ -183,7 +183,7 @@ describe('SparkplugDecoder', () => {
       { name: 'Blob', alias: 2, type: 'Bytes', value: new Uint8Array([1, 2]) },
       { name: 'Ok', alias: 3, type: 'Double', value: 1 },
     ]));
-    expect(r.samples.map((s) => s.tag)).toEqual(['plant.edge1.Ok']);
-    expect(r.problems.map((p) => p.reason)).toEqual(['null_value', 'unsupported_type']);
+    expect(r.samples.map((s) => [s.tag, s.quality])).toEqual([['plant.edge1.Nothing', 'bad'], ['plant.edge1.Ok', 'good']]);
+    expect(r.problems.map((p) => p.reason)).toEqual(['unsupported_type']);
   });
 });
