@@ -108,6 +108,7 @@ export function loadConfigText(text: string, fileName: string, env: NodeJS.Proce
         (p, message) => issues.push({ path: ['models', ...p], at: 'value', message }),
         (p, message) => warnings.push({ path: ['models', ...p], at: 'value', message }),
       );
+      warnReportByExceptionWindows(config, (p, message) => warnings.push({ path: p, at: 'value', message }));
     }
   }
 
@@ -172,6 +173,21 @@ function checkModelFilesAreRegular(config: Config, baseDir: string, report: Conf
     } catch {
       // Missing or unreadable: the model check says so.
     }
+  });
+}
+
+/**
+ * OPC UA tags report by exception: a window without periodMs gets a frame only when some input changes, so a stretch
+ * in which nothing changed is missing from it. A model that reads OPC UA tags over several rows wants a grid.
+ */
+function warnReportByExceptionWindows(config: Config, warn: ConfigIssueReporter): void {
+  const opcuaTags = new Set(config.opcua.flatMap((server) => server.tags.map((t) => t.tag)));
+  config.models.forEach((model, i) => {
+    if (model.window.samples <= 1 || model.window.periodMs !== undefined) return;
+    const fromOpcua = model.inputs.filter((tag) => opcuaTags.has(tag));
+    if (fromOpcua.length === 0) return;
+    warn(['models', i, 'window'], `inputs ${fromOpcua.slice(0, 3).join(', ')}${fromOpcua.length > 3 ? ', ...' : ''} come from OPC UA, which reports on change: ` +
+      'without window.periodMs the window has one frame per change, not one per sample period the model was trained on (set periodMs)');
   });
 }
 

@@ -96,3 +96,28 @@ models:
     ]);
   });
 });
+
+describe('check-config on windows over OPC UA tags', () => {
+  it('warns when a model reads OPC UA tags (report by exception) over several rows without window.periodMs', () => {
+    const text = `gateway: { id: gw, stateDir: /tmp/lg-unused }
+opcua:
+  - name: plc
+    endpoint: opc.tcp://10.0.0.5:4840
+    security: { mode: None }
+    tags:
+${TAGS14.map((t) => `      - { tag: engine1.${t}, nodeId: "ns=2;s=${t}" }`).join('\n')}
+models:
+  - name: rul
+    file: ${JSON.stringify(RUL)}
+    inputs: [${TAGS14.map((t) => `engine1.${t}`).join(', ')}]
+    window: { samples: 30 }
+    alert: { raiseBelow: 30, clearAbove: 40 }
+`;
+    const r = loadConfigText(text, 'c.yaml', {});
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(r.warnings).toEqual([expect.stringMatching(/^c\.yaml:\d+:\d+ models\[0\]\.window: warning: inputs engine1\.t24, engine1\.t30, engine1\.t50, \.\.\. come from OPC UA, which reports on change: .*\(set periodMs\)$/)]);
+    const withGrid = loadConfigText(text.replace('window: { samples: 30 }', 'window: { samples: 30, periodMs: 1000 }'), 'c.yaml', {});
+    expect(withGrid.ok && withGrid.warnings).toEqual([]);
+  });
+});
