@@ -1,5 +1,6 @@
 import type { AlertOutbox } from '../core/alert.js';
 import type { Component, ComponentContext, ComponentHealth } from '../core/component.js';
+import { monotonicMs } from '../core/source-clock.js';
 import { buildAvailabilityEvent } from '../runtime/alert-builder.js';
 import { AvailabilityAlert } from '../runtime/availability.js';
 import type { Config } from './config/schema.js';
@@ -18,6 +19,8 @@ type SourceUnavailableConfig = Config['gateway']['sourceUnavailable'];
 export class SourceWatch implements Component {
   readonly name = 'source-watch';
   readonly #alerts = new Map<string, AvailabilityAlert>();
+  /** Monotonic time of the first check that saw each source not working (from the start for one not up yet). */
+  readonly #downSince = new Map<string, number>();
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
 
@@ -31,6 +34,7 @@ export class SourceWatch implements Component {
 
   async start(_signal: AbortSignal): Promise<void> {
     for (const source of this.sources) {
+      this.#downSince.set(source, monotonicMs());
       this.#alerts.set(source, new AvailabilityAlert({
         key: `source/${source}`, afterMs: this.cfg.afterMs, enabled: this.cfg.enabled, outbox: this.outbox, log: this.ctx.log,
         build: (e) => buildAvailabilityEvent({
@@ -60,8 +64,17 @@ export class SourceWatch implements Component {
         health = { state: 'down', reason: `health check failed: ${(err as Error).message}` };
       }
       // 'starting' counts as not working: a PLC unreachable since start is as silent as one that went away.
-      if (!health || health.state === 'up' || health.state === 'degraded') alert.ok();
-      else if (health.state !== 'stopped') alert.failing(health.reason ?? health.state);
+      if (!health || health.state === 'up' || health.state === 'degraded') {
+        this.#downSince.delete(source);
+        alert.ok();
+      } else if (health.state !== 'stopped') {
+        // The outage counts from the first check that saw it, not from the last one that saw the source up (the
+        // alert's own clock): a source may go down just after a check, and afterMs is the least time it has been
+        // down when source_unavailable is raised — a check or so late, never up to a check early.
+        const since = this.#downSince.get(source) ?? monotonicMs();
+        this.#downSince.set(source, since);
+        if (monotonicMs() - since >= this.cfg.afterMs) alert.failing(health.reason ?? health.state);
+      }
     }
   }
 

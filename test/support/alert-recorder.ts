@@ -81,6 +81,13 @@ export class AlertRecorder {
     }
   }
 
+  /** The first alert received from arrival index `from` on that matches; rejects after `timeoutMs`. */
+  async next(match: (a: AlertEvent) => boolean, what: string, from = 0, timeoutMs = 15_000): Promise<ReceivedAlert> {
+    let found: ReceivedAlert | undefined;
+    await this.waitFor(() => (found = this.received.slice(from).find((r) => match(r.alert))) !== undefined, what, timeoutMs);
+    return found!;
+  }
+
   async close(): Promise<void> {
     await this.disconnect();
   }
