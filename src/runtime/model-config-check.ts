@@ -2,8 +2,9 @@ import { closeSync, openSync, readSync, fstatSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import type { ConfigIssueReporter } from '../core/config-types.js';
 import { modelRules, type ModelConfig } from './config.js';
-import { LINEGUARD_METADATA_KEY, parseLineguardMetadata, type LineguardMetadata } from './lineguard-metadata.js';
-import { readOnnxModelHeader, type GraphValue, type OnnxModelHeader } from './onnx-model-proto.js';
+import type { LineguardMetadata } from './lineguard-metadata.js';
+import { parseModelBytes, type ModelFile } from './model-file.js';
+import type { GraphValue } from './onnx-model-proto.js';
 
 /** A model file bigger than this is not read by check-config (the runtime still loads it). */
 const MAX_CHECKED_BYTES = 2 * 1024 * 1024 * 1024 - 1;
@@ -21,28 +22,20 @@ export function checkModelFiles(models: readonly ModelConfig[], baseDir: string,
     const path = isAbsolute(model.file) ? model.file : resolve(baseDir, model.file);
     const at = (p: Array<string | number>, m: string): void => report([i, ...p], m);
     const note = (p: Array<string | number>, m: string): void => warn([i, ...p], m);
-    let header: OnnxModelHeader;
+    let file: ModelFile;
     try {
       const bytes = readBounded(path);
       if (bytes === undefined) {
         note(['file'], `${path} does not exist (yet): the model is down until the file appears, then it is loaded without a restart`);
         return;
       }
-      header = readOnnxModelHeader(bytes);
+      // The same parse the runtime does before loading (ONNX header, graph signature, Lineguard metadata).
+      file = parseModelBytes(path, bytes);
     } catch (err) {
-      at(['file'], `${path} cannot be used: ${(err as Error).message}`);
+      at(['file'], `${path} cannot be used: ${(err as Error).message.replace(`${path}: `, '').replace(`${path} `, '')}`);
       return;
     }
-    let meta: LineguardMetadata | undefined;
-    const json = header.metadata[LINEGUARD_METADATA_KEY];
-    if (json !== undefined) {
-      try {
-        meta = parseLineguardMetadata(json);
-      } catch (err) {
-        at(['file'], `${path}: ${(err as Error).message}`);
-        return;
-      }
-    }
+    const { header, metadata: meta } = file;
     checkInput(model, header.inputs, at);
     checkOutputs(model, header.outputs, at);
     if (meta) checkMetadata(model, meta, at, note);
