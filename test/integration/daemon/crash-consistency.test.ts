@@ -216,7 +216,7 @@ beforeAll(async () => {
       await sleep(100 + random() * 900);
     } else {
       await daemon.waitForMessage('lineguard ready', 30_000);
-      await sleep(200 + random() * 1300);
+      await sleep(150 + random() * 1000);
     }
     daemon.signal('SIGKILL');
     // At every third kill the device goes quiet while the gateway is away, apart from the rows it sends again: the
