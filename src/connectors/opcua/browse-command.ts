@@ -113,7 +113,8 @@ export const browseCommand: CliCommand = {
       });
       if (outcome.truncated) io.err(`lineguard browse: stopped after ${maxNodes} nodes; narrow it with --root or raise --max-nodes`);
       if (v.yaml) {
-        const name = v.name ?? serverNameFromEndpoint(endpoint);
+        const applicationName = opened.session.endpoint?.server?.applicationName?.text ?? undefined;
+        const name = v.name ?? serverNameFromEndpoint(endpoint, applicationName);
         const readable = outcome.variables.filter((x) => x.supported).length;
         io.out(renderServerEntry(
           { name, endpoint, mode: security.mode, policy: security.policy, auth, ...(v['password-env'] ? { passwordEnv: v['password-env'] } : {}) },

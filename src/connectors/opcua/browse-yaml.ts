@@ -75,10 +75,17 @@ export function sanitizeTagName(text: string): string {
   return (cleaned || 'tag').slice(0, 128);
 }
 
-/** A server name from the endpoint host (`opc.tcp://plc-7.local:4840` → `plc-7.local`). */
-export function serverNameFromEndpoint(endpoint: string): string {
-  const host = /^opc\.tcp:\/\/([^:/]+)/.exec(endpoint)?.[1] ?? 'plc';
-  return sanitizeTagName(host);
+/**
+ * A server name for the --yaml entry: the endpoint's host name (`opc.tcp://plc-7.local:4840` → `plc-7.local`), or,
+ * when the host is an IP address (which made tags like `127.0.0.1.Line1.Press`), the server's application name
+ * (`applicationName` as the server describes itself), else `plc`.
+ */
+export function serverNameFromEndpoint(endpoint: string, applicationName?: string): string {
+  const host = /^opc\.tcp:\/\/(\[[^\]]*\]|[^:/]+)/.exec(endpoint)?.[1] ?? '';
+  const isAddress = host === '' || host.startsWith('[') || /^\d{1,3}(\.\d{1,3}){3}$/.test(host);
+  if (!isAddress) return sanitizeTagName(host);
+  const fromServer = applicationName ? sanitizeTagName(applicationName.trim()) : '';
+  return fromServer !== '' && fromServer !== 'tag' ? fromServer : 'plc';
 }
 
 /** A YAML scalar, quoted when YAML needs it. */

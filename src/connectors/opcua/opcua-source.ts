@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { Backoff, sleep } from '../../core/backoff.js';
+import { sleep } from '../../core/backoff.js';
 import type { Component, ComponentContext, ComponentHealth } from '../../core/component.js';
 import type { ServerCertificateVerdict } from './certificate-manager.js';
 import { effectivePolicy, type OpcuaServerConfig } from './config.js';
@@ -10,11 +10,10 @@ import { loadOpcua, routeOpcuaLogs } from './opcua-module.js';
 import { SampleSink } from './sample-sink.js';
 import { ConnectError, openSession, type SessionTarget } from './session-opener.js';
 import { SourceMetrics, type SessionState } from './source-metrics.js';
+import { ReconnectDelay } from './reconnect-delay.js';
 import { parseTags } from './tag-plan.js';
 import { TagStatusBoard } from './tag-status-board.js';
 
-/** A session that lived at least this long counts as recovered: the next loss starts the backoff from the bottom. */
-const STABLE_SESSION_MS = 10_000;
 const METRICS_REFRESH_MS = 5_000;
 
 /**
@@ -54,6 +53,9 @@ export class OpcuaSource implements Component {
   #lastErrorLogged: string | undefined;
   #failedAttempts = 0;
   #untrusted: ServerCertificateVerdict['certificate'] | undefined;
+  /** The daemon's signal and our listener on it, removed at stop (one per start leaked on every reload). */
+  #outer: { signal: AbortSignal; listener: () => void } | undefined;
+  #trustOnFirstUseWarned = false;
   readonly #loggedThumbprints = new Set<string>();
 
   constructor(cfg: OpcuaServerConfig, ctx: ComponentContext) {
@@ -74,7 +76,11 @@ export class OpcuaSource implements Component {
     this.#abort = new AbortController();
     const abort = this.#abort;
     if (signal.aborted) abort.abort();
-    else signal.addEventListener('abort', () => abort.abort(), { once: true });
+    else {
+      const listener = (): void => abort.abort();
+      signal.addEventListener('abort', listener, { once: true });
+      this.#outer = { signal, listener };
+    }
     this.#metricsTimer = setInterval(() => this.#refreshMetrics(), METRICS_REFRESH_MS);
     this.#metricsTimer.unref();
 
@@ -93,6 +99,8 @@ export class OpcuaSource implements Component {
   async stop(): Promise<void> {
     this.#stopping ??= (async () => {
       this.#stopped = true;
+      this.#outer?.signal.removeEventListener('abort', this.#outer.listener);
+      this.#outer = undefined;
       this.#abort?.abort();
       if (this.#metricsTimer) clearInterval(this.#metricsTimer);
       // Closing also fails the requests of a connection still being set up, so the loop ends promptly.
@@ -128,7 +136,7 @@ export class OpcuaSource implements Component {
           untrustedServerCertificate: {
             subject: this.#untrusted.subject,
             thumbprint: this.#untrusted.thumbprint,
-            command: `lineguard pki trust ${this.#untrusted.thumbprint}`,
+            command: this.#trustCommand(this.#untrusted.thumbprint),
           },
         }
         : {}),
@@ -144,15 +152,16 @@ export class OpcuaSource implements Component {
   }
 
   async #run(signal: AbortSignal, firstAttempt: () => void): Promise<void> {
-    const backoff = new Backoff({ initialMs: this.#cfg.reconnect.initialDelayMs, maxMs: this.#cfg.reconnect.maxDelayMs });
+    const delays = new ReconnectDelay(this.#cfg.reconnect);
     while (!signal.aborted) {
       this.#setSession('connecting');
       const connection = await this.#connect(signal);
       this.#attempted = true;
       firstAttempt();
       if (connection) {
-        const since = Date.now();
+        delays.connected();
         const reason = await connection.lost;
+        delays.lost();
         this.#connection = undefined;
         this.#connectedSince = undefined;
         this.#setSession('disconnected');
@@ -161,14 +170,13 @@ export class OpcuaSource implements Component {
         if (signal.aborted) break;
         this.#lastError = reason;
         this.#log.warn({ endpoint: this.#cfg.endpoint, reason }, `session lost: ${reason}; reconnecting`);
-        if (Date.now() - since >= STABLE_SESSION_MS) backoff.reset();
       }
       if (signal.aborted) break;
       this.#setSession('disconnected');
       // Not connected (also when the first attempt failed): values held from before are not current.
       this.#sink?.connectionLost();
-      const delay = backoff.next();
-      this.#log.debug({ delayMs: delay, attempt: backoff.attempts }, 'next connect attempt');
+      const delay = delays.next();
+      this.#log.debug({ delayMs: delay, attempt: delays.attempts, recentlyHealthy: delays.recentlyHealthy }, 'next connect attempt');
       await sleep(delay, signal).catch(() => undefined);
     }
   }
@@ -181,7 +189,9 @@ export class OpcuaSource implements Component {
       const opcua = await loadOpcua();
       routeOpcuaLogs(opcua, this.#ctx.log);
       if (signal.aborted) return undefined;
-      if (cfg.security.trustOnFirstUse) {
+      if (cfg.security.trustOnFirstUse && !this.#trustOnFirstUseWarned) {
+        // Once per start, not at every reconnect attempt.
+        this.#trustOnFirstUseWarned = true;
         this.#log.warn({ endpoint: cfg.endpoint }, 'trustOnFirstUse is ON: an unknown server certificate will be trusted without asking (turn it off once the server is trusted)');
       }
       const target: SessionTarget = {
@@ -256,11 +266,19 @@ export class OpcuaSource implements Component {
     this.#untrusted = c;
     if (this.#loggedThumbprints.has(c.thumbprint)) return;
     this.#loggedThumbprints.add(c.thumbprint);
-    const command = `lineguard pki trust ${c.thumbprint}`;
+    const command = this.#trustCommand(c.thumbprint);
     this.#log.error(
       { endpoint: this.#cfg.endpoint, subject: c.subject, thumbprint: c.thumbprint, status: v.status, validTo: c.validTo.toISOString(), command },
       `server certificate "${c.subject}" (thumbprint ${c.thumbprint}) refused: ${v.status}. If it is the right server, trust it with: ${command}`,
     );
+  }
+
+  /**
+   * The command that trusts a certificate for this gateway: with its state directory, so it acts on the PKI of the
+   * running gateway, whatever config file (or none) the shell would find.
+   */
+  #trustCommand(thumbprint: string): string {
+    return `lineguard pki trust --state-dir ${shellWord(this.#ctx.stateDir)} ${thumbprint}`;
   }
 
   #setSession(state: SessionState): void {
@@ -273,4 +291,9 @@ export class OpcuaSource implements Component {
     this.#metrics.setMonitoredItems(this.#connection?.monitoredItems ?? 0);
     this.#metrics.refreshTags(this.#board, Date.now());
   }
+}
+
+/** A path as one shell word (quoted only when it needs to be). */
+function shellWord(text: string): string {
+  return /^[A-Za-z0-9_./:=@+-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
 }

@@ -176,7 +176,9 @@ export class SubscriptionRunner {
           log.debug({ tag: cfg.tags[index]!.tag, requestedSamplingIntervalMs: bucket.samplingIntervalMs, samplingIntervalMs: sampling, requestedQueueSize: bucket.queueSize, queueSize: queue }, 'server revised the monitored item');
         }
         const kind = board.kindOf(index);
-        if (kind === 'create' || kind === 'resolve' || kind === 'status') {
+        // A tag degraded by the status of its values ('status') recovers at its next usable value (SampleSink), not
+        // here: recovering at the re-create made every retry log "recovered" and then "degraded" again.
+        if (kind === 'create' || kind === 'resolve') {
           board.recover(index);
           log.info({ tag: cfg.tags[index]!.tag, nodeId: cfg.tags[index]!.nodeId }, 'tag recovered: monitored item created');
         }
@@ -224,7 +226,12 @@ export class SubscriptionRunner {
         for (const n of items) {
           const index = this.#handleToIndex.get(n.clientHandle) ?? this.#lateHandle(n.clientHandle);
           if (index === undefined) continue;
-          sink.accept(index, mapDataValue(n.value, this.#o.cfg.tags[index]!.arrayIndex !== undefined, now), now, 'status');
+          try {
+            sink.accept(index, mapDataValue(n.value, this.#o.cfg.tags[index]!.arrayIndex !== undefined, now), now, 'status');
+          } catch (err) {
+            // One value we cannot take must not drop the others of its publish response (they are flushed below).
+            sink.degrade(index, `cannot map the value: ${(err as Error).message}`, 'value');
+          }
         }
       }
       sink.flush();

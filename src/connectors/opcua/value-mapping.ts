@@ -94,8 +94,20 @@ export function mapDataValue(dv: DataValueLike, indexed: boolean, receivedAt: nu
       return { kind: 'sample', value: Number.NaN, quality, statusCode: code, statusName, ts, overflow };
     }
     raw = arr[0];
+    // An array element may be null (a DateTime array with a null entry): no value, like a Null variant.
+    if (raw === null || raw === undefined) {
+      if (quality === 'good') return { kind: 'empty' };
+      return { kind: 'sample', value: Number.NaN, quality, statusCode: code, statusName, ts, overflow };
+    }
   }
-  const value = toTagValue(variant.dataType, raw);
+  let value: TagValue | undefined;
+  try {
+    value = toTagValue(variant.dataType, raw);
+  } catch {
+    // A value whose shape does not match its DataType must cost only its own sample, never the rest of the publish
+    // response it came in.
+    value = undefined;
+  }
   if (value === undefined) {
     const typeName = BUILTIN_NAMES[variant.dataType] ?? `DataType ${variant.dataType}`;
     return { kind: 'unsupported', reason: `values of type ${typeName} are not supported: read a numeric, Boolean or String variable (or one of its fields)` };

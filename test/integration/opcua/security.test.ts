@@ -44,7 +44,7 @@ describe('OpcuaSource security', () => {
       const health = source.health();
       expect(health.state).toBe('down');
       expect(health.reason).toContain(`is not trusted; to trust it run: lineguard pki trust ${thumbprint}`);
-      expect(health.details?.untrustedServerCertificate).toMatchObject({ thumbprint, command: `lineguard pki trust ${thumbprint}` });
+      expect(health.details?.untrustedServerCertificate).toMatchObject({ thumbprint, command: `lineguard pki trust --state-dir ${t.stateDir} ${thumbprint}` });
 
       // The PKI lives in the state dir, in the shared layout; the refused certificate waits in rejected/.
       const pki = path.join(t.stateDir, 'pki');
@@ -58,7 +58,7 @@ describe('OpcuaSource security', () => {
       expect(await metricValue(t.registry, 'lineguard_opcua_connect_failures_total', { server: 'plc', kind: 'certificate' })).toBeGreaterThanOrEqual(2);
       const refusals = t.logs.lines.filter((l) => l.thumbprint === thumbprint && l.level === 50);
       expect(refusals).toHaveLength(1);
-      expect(refusals[0]).toMatchObject({ command: `lineguard pki trust ${thumbprint}`, status: 'BadCertificateUntrusted' });
+      expect(refusals[0]).toMatchObject({ command: `lineguard pki trust --state-dir ${t.stateDir} ${thumbprint}`, status: 'BadCertificateUntrusted' });
       expect(String(refusals[0]!.subject)).toContain('Lineguard test server');
       expect(source.health().state).toBe('down');
 
