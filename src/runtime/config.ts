@@ -87,13 +87,22 @@ export const ModelConfigSchema = Section({
   deviceId: Type.Integer({ description: 'CUDA/TensorRT device id.', minimum: 0, maximum: 255, default: 0 }),
   tensorrt: Section(
     {
-      fp16: Type.Boolean({ description: 'Allow FP16 kernels (ORT_TENSORRT_FP16_ENABLE).', default: true }),
+      fp16: Type.Boolean({
+        description:
+          'Ask for FP16 TensorRT kernels. Set it only when the model card says the model was validated at FP16 (the alert ' +
+          'thresholds were calibrated on its numerics). onnxruntime-node 1.30 passes only deviceId to TensorRT, so today the ' +
+          'engine runs at FP32 either way and a true value is logged as not applied; it is part of the engine cache key.',
+        default: false,
+      }),
       engineCache: Type.Boolean({
-        description: 'Cache built engines under <stateDir>/trt-cache/<name> (ORT_TENSORRT_ENGINE_CACHE_ENABLE): minutes saved on every start.',
+        description:
+          'Keep the built TensorRT engine as an ONNX Runtime EP-context model under <stateDir>/trt-cache/<name>/<model hash>/ ' +
+          '(session entries ep.context_*) and load it on later starts; rebuilt when the model file, onnxruntime, TensorRT, ' +
+          'fp16 or deviceId change. Not verified on a GPU: the log says when ONNX Runtime wrote no context model.',
         default: true,
       }),
     },
-    { description: 'TensorRT options (set through the ORT_TENSORRT_* variables when the session is created).', default: {} },
+    { description: 'TensorRT options. Only deviceId and the engine cache reach ONNX Runtime from onnxruntime-node 1.30 (docs/jetson.md).', default: {} },
   ),
   intraOpThreads: Type.Integer({
     description: 'ONNX Runtime intra-op threads for this model (ONNX Runtime would take one per core; Lineguard also turns their busy-waiting off).', minimum: 1, maximum: 64, default: 1,

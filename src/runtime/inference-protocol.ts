@@ -14,6 +14,20 @@ export interface SessionRequest {
   intraOpThreads: number;
   /** Directory for the warm-up profiling file (deleted after reading). */
   profileDir: string;
+  /**
+   * The TensorRT engine cache (an EP-context model file, see tensorrt-engine-cache.ts): `reuse` loads the file
+   * instead of the model for the tensorrt provider; `build` asks ONNX Runtime to write it. Other providers ignore it.
+   */
+  tensorrtCache?: { mode: 'reuse' | 'build'; contextModel: string };
+}
+
+/**
+ * What the tensorrt session did with `tensorrtCache`: `reused` the cached engine, `built` it from the model (asking for
+ * the context model), or `rebuilt` it because the cached one did not load (`error` says why).
+ */
+export interface EngineCacheOutcome {
+  state: 'reused' | 'built' | 'rebuilt';
+  error?: string;
 }
 
 /** One provider the worker tried and could not create a session with. */
@@ -48,6 +62,8 @@ export interface LoadResult {
   inputs: ValueInfo[];
   outputs: ValueInfo[];
   createMs: number;
+  /** Set when the session runs on tensorrt with an engine cache requested. */
+  engineCache?: EngineCacheOutcome;
 }
 
 export interface WarmupResult {

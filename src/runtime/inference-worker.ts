@@ -37,6 +37,7 @@ async function handle(request: WorkerRequest): Promise<unknown> {
         inputs: valueInfos(created.session.inputMetadata),
         outputs: valueInfos(created.session.outputMetadata),
         createMs: created.createMs,
+        ...(created.engineCache ? { engineCache: created.engineCache } : {}),
       };
       return result;
     }

@@ -7,7 +7,7 @@ import { InferenceWorker } from './inference-worker-client.js';
 import type { ModelFile } from './model-file.js';
 import { checkWarmupOutputs, resolveModelIo, type ModelIo } from './model-io.js';
 import { providerUsed, type ProviderNodeCounts } from './provider-profile.js';
-import { engineCacheDir, tensorrtEnv, withTensorrtEnv } from './tensorrt-env.js';
+import { prepareEngineCache, settleEngineCache } from './tensorrt-engine-cache.js';
 
 /** Warm-up runs before a model goes live (the first builds lazy state: allocations, a TensorRT engine). */
 const WARMUP_RUNS = 3;
@@ -101,12 +101,13 @@ export class LoadedModel {
     options.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       if (options.signal?.aborted) throw new ModelLoadError('worker', 'the load was cancelled');
-      const session = { providers: cfg.executionProviders, deviceId: cfg.deviceId, intraOpThreads: cfg.intraOpThreads, profileDir };
-      const create = () => worker.load(file.bytes, session);
-      const loaded = await (cfg.executionProviders.includes('tensorrt')
-        ? withTensorrtEnv(tensorrtEnv(cfg.tensorrt, engineCacheDir(options.stateDir, cfg.name, file.sha256)), create)
-        : create()
-      ).catch((err: Error) => {
+      // The TensorRT engine cache is an EP-context model file (the only TensorRT option onnxruntime-node can reach).
+      const trtCache = await prepareEngineCache(options.stateDir, cfg, file.sha256, options.log);
+      const session = {
+        providers: cfg.executionProviders, deviceId: cfg.deviceId, intraOpThreads: cfg.intraOpThreads, profileDir,
+        ...(trtCache ? { tensorrtCache: { mode: trtCache.plan.mode, contextModel: trtCache.plan.contextModel } } : {}),
+      };
+      const loaded = await worker.load(file.bytes, session).catch((err: Error) => {
         throw new ModelLoadError('worker', `${file.path}: ${err.message}`);
       });
       for (const failure of loaded.failed) {
@@ -159,6 +160,10 @@ export class LoadedModel {
       if (cfg.requireGpu && !isGpu(provider)) {
         throw new ModelLoadError('provider',
           `requireGpu is set but the model ran on ${provider} (nodes per provider: ${JSON.stringify(warm.nodeCounts)}); is this onnxruntime build CPU-only?`);
+      }
+      if (trtCache) await settleEngineCache(trtCache, provider, loaded.engineCache, options.log);
+      if (provider === 'tensorrt' && cfg.tensorrt.fp16) {
+        options.log.warn('tensorrt.fp16 is set, but onnxruntime-node passes only deviceId to TensorRT: the engine runs at FP32');
       }
       return new LoadedModel(file, io, provider, warm.nodeCounts, loaded.failed, performance.now() - t0, warm.runMs, worker);
     } catch (err) {

@@ -4,7 +4,7 @@ import type { ModelConfig } from './config.js';
 import { LoadedModel, ModelLoadError } from './loaded-model.js';
 import { ModelFileError, readModelFile } from './model-file.js';
 import type { RuntimeMetrics } from './runtime-metrics.js';
-import { engineCacheDir, modelCacheRoot, pruneEngineCaches } from './tensorrt-env.js';
+import { engineCacheDir, modelCacheRoot, pruneEngineCaches } from './tensorrt-engine-cache.js';
 
 /** A file that was read while it was still being written is read again after this long. */
 const CHANGING_RETRY_MS = 500;

@@ -3,7 +3,9 @@ import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import type { ExecutionProvider } from './config.js';
-import type { OutputTensor, OutputTensors, ProviderAttempt, SessionRequest, ValueInfo } from './inference-protocol.js';
+import type {
+  EngineCacheOutcome, OutputTensor, OutputTensors, ProviderAttempt, SessionRequest, ValueInfo,
+} from './inference-protocol.js';
 import { countNodesByProvider, type ProviderNodeCounts } from './provider-profile.js';
 
 /**
@@ -19,12 +21,61 @@ export interface CreatedSession {
   createMs: number;
   /** Prefix of the profiling file the session writes (when created with profiling). */
   profilePrefix?: string;
+  /** What the tensorrt session did with the engine cache, when one was requested. */
+  engineCache?: EngineCacheOutcome;
 }
 
-function providerOption(provider: ExecutionProvider, deviceId: number): ort.InferenceSession.ExecutionProviderConfig {
-  if (provider === 'cpu') return 'cpu';
-  // onnxruntime-node passes only deviceId to CUDA/TensorRT; TensorRT's other options come from ORT_TENSORRT_*.
-  return { name: provider, deviceId };
+/**
+ * The options one provider's session is created with. What of them reaches ONNX Runtime is decided by
+ * onnxruntime-node's `js/node/src/session_options_helper.cc` (ONNX Runtime 1.30): of a provider object only `name`
+ * and `deviceId` are read (CUDA and TensorRT get V2 option structs with `device_id` set and everything else at ONNX
+ * Runtime's defaults: TensorRT at FP32, no engine cache); every string in `extra` becomes a session configuration
+ * entry under its dotted key. So the engine cache can only be asked for with the `ep.context_*` entries, and only
+ * for tensorrt (see tensorrt-engine-cache.ts); `build` asks ONNX Runtime to write the engine, embedded (mode 1), into
+ * `contextModel`. A `reuse` session is created from the context model itself and needs no entry.
+ */
+export function sessionOptions(provider: ExecutionProvider, request: SessionRequest, profilePrefix?: string): ort.InferenceSession.SessionOptions {
+  const generate = provider === 'tensorrt' && request.tensorrtCache?.mode === 'build';
+  return {
+    executionProviders: [provider === 'cpu' ? 'cpu' : { name: provider, deviceId: request.deviceId }],
+    intraOpNumThreads: request.intraOpThreads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+    // 3 = errors only: ORT's warnings (e.g. nodes placed on the CPU) are reported by us from the profile instead.
+    logSeverityLevel: 3,
+    extra: {
+      // Inference is periodic: threads that busy-wait for the next run would burn the cores ingestion needs.
+      session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } },
+      ...(generate
+        ? { ep: { context_enable: '1', context_file_path: request.tensorrtCache!.contextModel, context_embed_mode: '1' } }
+        : {}),
+    },
+    ...(profilePrefix ? { enableProfiling: true, profileFilePrefix: profilePrefix } : {}),
+  };
+}
+
+/**
+ * Creates one provider's session. For tensorrt with a cached engine, the context model is loaded instead of the
+ * model; when it does not load (a TensorRT or driver upgrade the version check missed, a damaged file) it is deleted
+ * and the engine is built from the model again (ONNX Runtime does not overwrite an existing context model).
+ */
+async function createFor(
+  provider: ExecutionProvider, bytes: Uint8Array, request: SessionRequest, profilePrefix: string | undefined,
+): Promise<{ session: ort.InferenceSession; engineCache?: EngineCacheOutcome }> {
+  const cache = provider === 'tensorrt' ? request.tensorrtCache : undefined;
+  if (cache?.mode === 'reuse') {
+    try {
+      return { session: await ort.InferenceSession.create(cache.contextModel, sessionOptions(provider, request, profilePrefix)), engineCache: { state: 'reused' } };
+    } catch (err) {
+      await rm(cache.contextModel, { force: true });
+      const rebuild = { ...request, tensorrtCache: { mode: 'build' as const, contextModel: cache.contextModel } };
+      const session = await ort.InferenceSession.create(bytes, sessionOptions(provider, rebuild, profilePrefix));
+      return { session, engineCache: { state: 'rebuilt', error: ortErrorMessage(err) } };
+    }
+  }
+  const session = await ort.InferenceSession.create(bytes, sessionOptions(provider, request, profilePrefix));
+  return cache ? { session, engineCache: { state: 'built' } } : { session };
 }
 
 /** First line of an ONNX Runtime error, without its source-file prefix noise. */
@@ -44,19 +95,11 @@ export async function createSession(bytes: Uint8Array, request: SessionRequest, 
     const profilePrefix = profile ? join(request.profileDir, `profile-${randomUUID()}`) : undefined;
     const t0 = performance.now();
     try {
-      const session = await ort.InferenceSession.create(bytes, {
-        executionProviders: [providerOption(provider, request.deviceId)],
-        intraOpNumThreads: request.intraOpThreads,
-        interOpNumThreads: 1,
-        executionMode: 'sequential',
-        graphOptimizationLevel: 'all',
-        // 3 = errors only: ORT's warnings (e.g. nodes placed on the CPU) are reported by us from the profile instead.
-        logSeverityLevel: 3,
-        // Inference is periodic: threads that busy-wait for the next run would burn the cores ingestion needs.
-        extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
-        ...(profilePrefix ? { enableProfiling: true, profileFilePrefix: profilePrefix } : {}),
-      });
-      return { session, provider, failed, createMs: performance.now() - t0, ...(profilePrefix ? { profilePrefix } : {}) };
+      const { session, engineCache } = await createFor(provider, bytes, request, profilePrefix);
+      return {
+        session, provider, failed, createMs: performance.now() - t0,
+        ...(profilePrefix ? { profilePrefix } : {}), ...(engineCache ? { engineCache } : {}),
+      };
     } catch (err) {
       failed.push({ provider, error: ortErrorMessage(err) });
     }

@@ -17,7 +17,7 @@ describe('ModelConfigSchema', () => {
     expect(Value.Check(ModelConfigSchema, cfg)).toBe(true);
     expect(cfg).toMatchObject({
       executionProviders: ['cpu'], requireGpu: false, deviceId: 0, intraOpThreads: 1, normalisation: 'model', watch: true,
-      tensorrt: { fp16: true, engineCache: true },
+      tensorrt: { fp16: false, engineCache: true },
       window: { samples: 1, maxInvalidFraction: 0 },
       schedule: { everyMs: 1000, onNewData: false, timeoutMs: 30000 },
       alert: { kind: 'equipment_fault', severity: 'major', outputIndex: 0, forSamples: 1, forMs: 0, cooldownMs: 0, recentSamples: 10 },
