@@ -56,6 +56,7 @@ export class OpcuaSource implements Component {
   /** The daemon's signal and our listener on it, removed at stop (one per start leaked on every reload). */
   #outer: { signal: AbortSignal; listener: () => void } | undefined;
   #trustOnFirstUseWarned = false;
+  readonly #delays: ReconnectDelay;
   readonly #loggedThumbprints = new Set<string>();
 
   constructor(cfg: OpcuaServerConfig, ctx: ComponentContext) {
@@ -63,6 +64,7 @@ export class OpcuaSource implements Component {
     this.#cfg = cfg;
     this.#ctx = ctx;
     this.#log = ctx.log;
+    this.#delays = new ReconnectDelay(cfg.reconnect);
   }
 
   /** Resolves after the first connect attempt (success or failure); retries go on in the background. */
@@ -152,7 +154,7 @@ export class OpcuaSource implements Component {
   }
 
   async #run(signal: AbortSignal, firstAttempt: () => void): Promise<void> {
-    const delays = new ReconnectDelay(this.#cfg.reconnect);
+    const delays = this.#delays;
     while (!signal.aborted) {
       this.#setSession('connecting');
       const connection = await this.#connect(signal);
@@ -203,6 +205,7 @@ export class OpcuaSource implements Component {
         pkiDir: path.join(this.#ctx.stateDir, 'pki'),
         sessionTimeoutMs: cfg.sessionTimeoutMs,
         requestTimeoutMs: cfg.requestTimeoutMs,
+        connectTimeoutMs: this.#delays.connectTimeout(cfg.requestTimeoutMs * 2),
         clientName: `lineguard/${this.#ctx.gatewayId}/${cfg.name}`,
       };
       const opened = await openSession(opcua, target, (v) => this.#onVerdict(v), signal);
@@ -242,6 +245,7 @@ export class OpcuaSource implements Component {
   #recordFailure(err: unknown): void {
     const failure = err instanceof ConnectError ? err : new ConnectError(err instanceof Error ? err.message : String(err), 'other');
     this.#failedAttempts++;
+    if (failure.kind === 'timeout') this.#delays.timedOut();
     this.#lastError = failure.message;
     this.#metrics?.connectFailed(failure.kind);
     // Once per distinct reason at warn (a certificate refusal was already logged once per thumbprint); repeats at debug.

@@ -5,6 +5,12 @@ import { monotonicMs } from '../../core/source-clock.js';
 export const RECENTLY_HEALTHY_MS = 5 * 60_000;
 /** Largest delay between attempts while the server was recently healthy. */
 export const RECENT_MAX_DELAY_MS = 2_000;
+/**
+ * Connect timeout of the first attempt while the server was recently healthy; it doubles at each attempt that timed
+ * out, up to the full timeout (2 × requestTimeoutMs). An attempt that reached a server in the middle of its
+ * shutdown or start can hang for the full 30 s otherwise, with the server up and nothing retried.
+ */
+export const RECENT_CONNECT_TIMEOUT_MS = 4_000;
 
 /**
  * The delay before each reconnect attempt to one OPC UA server: exponential backoff with full jitter, reset by a
@@ -20,6 +26,7 @@ export class ReconnectDelay {
   readonly #long: Backoff;
   readonly #recent: Backoff;
   #healthyAt: number | undefined;
+  #timeouts = 0;
 
   constructor(
     options: { initialDelayMs: number; maxDelayMs: number },
@@ -35,7 +42,19 @@ export class ReconnectDelay {
   connected(): void {
     this.#long.reset();
     this.#recent.reset();
+    this.#timeouts = 0;
     this.#healthyAt = this.now();
+  }
+
+  /** The last attempt timed out: the next one waits longer for an answer (a slow PLC must still get in). */
+  timedOut(): void {
+    this.#timeouts++;
+  }
+
+  /** How long the next attempt may take to connect, given the full timeout. */
+  connectTimeout(fullMs: number): number {
+    if (!this.recentlyHealthy) return fullMs;
+    return Math.min(fullMs, RECENT_CONNECT_TIMEOUT_MS * 2 ** Math.min(this.#timeouts, 16));
   }
 
   /** The session was lost: the server was healthy until now. */

@@ -17,6 +17,8 @@ export interface SessionTarget {
   pkiDir: string;
   sessionTimeoutMs: number;
   requestTimeoutMs: number;
+  /** Bound of the TCP connect and secure channel open; default 2 × requestTimeoutMs. */
+  connectTimeoutMs?: number;
   /** Shown in the server's session list. */
   clientName: string;
 }
@@ -97,7 +99,7 @@ export async function openSession(
   signal?.addEventListener('abort', onAbort, { once: true });
   let session: ClientSession;
   try {
-    await bounded(client.connect(target.endpoint), target.requestTimeoutMs * 2, 'connect');
+    await bounded(client.connect(target.endpoint), target.connectTimeoutMs ?? target.requestTimeoutMs * 2, 'connect');
     session = await bounded(client.createSession(identity), target.requestTimeoutMs, 'create session');
   } catch (err) {
     await closeClient();

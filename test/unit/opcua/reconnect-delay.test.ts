@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { mapDataValue, BuiltinType } from '../../../src/connectors/opcua/value-mapping.js';
-import { RECENT_MAX_DELAY_MS, RECENTLY_HEALTHY_MS, ReconnectDelay } from '../../../src/connectors/opcua/reconnect-delay.js';
+import { RECENT_CONNECT_TIMEOUT_MS, RECENT_MAX_DELAY_MS, RECENTLY_HEALTHY_MS, ReconnectDelay } from '../../../src/connectors/opcua/reconnect-delay.js';
 
 describe('ReconnectDelay', () => {
   const options = { initialDelayMs: 1000, maxDelayMs: 60_000 };
@@ -26,6 +26,23 @@ describe('ReconnectDelay', () => {
     now += 100;
     d.lost();
     expect(d.next()).toBe(1000);
+  });
+
+  it('while recently healthy a connect attempt gets a short timeout, doubled after each timeout, up to the full one', () => {
+    let now = 0;
+    const d = new ReconnectDelay(options, () => now, () => 1);
+    expect(d.connectTimeout(30_000)).toBe(30_000);
+    d.connected();
+    d.lost();
+    expect(d.connectTimeout(30_000)).toBe(RECENT_CONNECT_TIMEOUT_MS);
+    d.timedOut();
+    expect(d.connectTimeout(30_000)).toBe(2 * RECENT_CONNECT_TIMEOUT_MS);
+    for (let i = 0; i < 40; i++) d.timedOut();
+    expect(d.connectTimeout(30_000)).toBe(30_000);
+    d.connected();
+    expect(d.connectTimeout(30_000)).toBe(RECENT_CONNECT_TIMEOUT_MS);
+    now = RECENTLY_HEALTHY_MS;
+    expect(d.connectTimeout(30_000)).toBe(30_000);
   });
 
   it('keeps full jitter and the lower bound', () => {
