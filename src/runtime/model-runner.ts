@@ -436,19 +436,27 @@ export class ModelRunner implements Component {
     // One frame per sample time: a device that sends rarely gives no new window between its messages, and that is
     // not a failure while its last window was evaluated and its values are still within their hold. Past the hold
     // the inputs are stale, and that is.
-    if (this.cfg.window.periodMs === undefined && this.#slot?.model && this.#lastOutcomeOk && Number.isFinite(this.#planner.lastEnd)) {
+    const hold = Math.min(...this.#plan.maxHoldMs);
+    if (this.cfg.window.periodMs === undefined && this.#slot?.model && Number.isFinite(this.#planner.lastEnd)) {
       const ready = this.#planner.readyUntil();
-      const sourceTime = ready === undefined ? undefined : ready + this.cfg.window.latenessMs;
-      const hold = Math.min(...this.#plan.maxHoldMs);
-      if (sourceTime !== undefined && sourceTime - this.#planner.lastEnd <= hold) {
-        this.#lastEvaluatedMono = monotonicMs();
-        return;
-      }
-      if (sourceTime !== undefined) {
+      if (ready === undefined) {
+        // Nothing has come since this start, and the previous run evaluated windows up to lastEnd: a device that
+        // sends rarely may simply not have sent yet. Its values stand for their hold, as they would have without
+        // the restart.
+        if (this.#lastEvaluatedMono === undefined && monotonicMs() - this.#startedMono <= hold) return;
+      } else if (this.#lastOutcomeOk) {
+        const sourceTime = ready + this.cfg.window.latenessMs;
+        if (sourceTime - this.#planner.lastEnd <= hold) {
+          this.#lastEvaluatedMono = monotonicMs();
+          return;
+        }
         this.#count('stale_inputs', `no new sample of the input tags for ${Math.round((sourceTime - this.#planner.lastEnd) / 1000)} s of source time (longer than window.maxHoldMs ${hold} ms)`);
       }
     }
-    const since = this.#lastEvaluatedMono ?? this.#startedMono;
+    // Before the first window of this run, the window itself must fill: samples × periodMs of (source) time, plus
+    // the allowed lateness. A model is not unavailable for warming up.
+    const span = this.cfg.window.periodMs !== undefined ? (this.cfg.window.samples - 1) * this.cfg.window.periodMs : 0;
+    const since = this.#lastEvaluatedMono ?? this.#startedMono + span + this.cfg.window.latenessMs;
     if (monotonicMs() - since < this.cfg.unavailable.afterMs) return;
     const reason = this.#slot?.model
       ? (this.#skip?.detail ?? this.#lastError?.message ?? 'no new window: the input tags\' sources have not advanced (stale or missing inputs)')

@@ -403,6 +403,18 @@ describe('ModelRunner: silence is not health', () => {
     expect(h.alerts().filter((a) => a.kind === 'equipment_fault')).toHaveLength(1);
   });
 
+  it('after a restart, a device that has not sent yet is not unavailable while the values of the last run are within their hold', async () => {
+    const cfg = modelConfig({ schedule: { everyMs: 50 }, unavailable: { afterMs: 1000 }, window: { maxHoldMs: 60_000, latenessMs: 0 } });
+    const first = await h.runner(cfg);
+    rows(Date.now() - 5_000, [[0.1, 10], [0.2, 10], [0.3, 10], [0.4, 10]]);
+    await until(() => h.records.length === 1, 5000, 'the window');
+    await first.stop();
+    const second = await h.runner(cfg);
+    await new Promise((r) => setTimeout(r, 1500)); // more than afterMs, nothing sent since the restart
+    expect(h.alerts().filter((a) => a.kind === 'model_unavailable')).toEqual([]);
+    expect(second.health().state).toBe('starting');
+  });
+
   it('a device that sends rarely is not unavailable while its values are within their hold; past the hold it is', async () => {
     await h.runner(modelConfig({ schedule: { everyMs: 50 }, unavailable: { afterMs: 1000 }, window: { maxHoldMs: 60_000, latenessMs: 0 } }));
     await h.runner(modelConfig({ name: 'short-hold', schedule: { everyMs: 50 }, unavailable: { afterMs: 1000 }, window: { maxHoldMs: 500, latenessMs: 0 } }));
