@@ -92,7 +92,11 @@ export class RuleSet {
    * the rule is rolled back (the next window tries again) and undefined is returned.
    */
   evaluate(entry: RuleEntry, value: number, windowTs: number, build: EventBuilder): { transition: RuleTransition; event: AlertEvent } | undefined {
-    if (windowTs > this.#lastWindowTs) this.#lastWindowTs = windowTs;
+    if (windowTs > this.#lastWindowTs) {
+      this.#lastWindowTs = windowTs;
+      // Saved lazily too: a restart resumes after the last window evaluated, not only after the last event.
+      this.#dirty = true;
+    }
     const before = entry.rule.snapshot();
     const transition = entry.rule.evaluate(value, windowTs);
     if (!transition) {
