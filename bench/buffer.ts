@@ -13,6 +13,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { openDatabase } from '../src/buffer/database.js';
+import { assembleWindow, type AssemblyPlan } from '../src/runtime/window-assembly.js';
 import { SampleBuffer } from '../src/buffer/sample-buffer.js';
 import type { BufferConfig } from '../src/buffer/config.js';
 import { TagBus } from '../src/core/tag-bus.js';
@@ -209,7 +210,7 @@ async function windowQuery(dir: string, progress: Progress): Promise<BenchResult
   }
   db.close();
 
-  progress('buffer.window_query: SampleBuffer.lastN / resampled');
+  progress('buffer.window_query: SampleBuffer.lastN / a 256-frame grid window');
   const buffer = new SampleBuffer(config(file), {
     log: pino({ level: 'warn' }), metrics: new Registry(), bus: new TagBus(), gatewayId: 'bench', stateDir: dir,
   });
@@ -217,13 +218,14 @@ async function windowQuery(dir: string, progress: Progress): Promise<BenchResult
   const times: number[] = [];
   const resampledTimes: number[] = [];
   const newest = t0 + (perTag - 1) * 100;
+  const gridPlan: AssemblyPlan = { tags, samples: 256, periodMs: 100, maxHoldMs: tags.map(() => Number.POSITIVE_INFINITY) };
   for (let r = 0; r < QUERY_RUNS + 20; r++) {
     let start = performance.now();
     const w = buffer.lastN(tags, QUERY_ROWS);
     if (r >= 20) times.push(performance.now() - start);
     if (w.rows !== QUERY_ROWS || w.valid[w.valid.length - 1] !== 1) throw new Error('lastN returned an unexpected window');
     start = performance.now();
-    buffer.resampled(tags, newest - 255 * 100, newest, 100);
+    assembleWindow(buffer, gridPlan, newest);
     if (r >= 20) resampledTimes.push(performance.now() - start);
   }
   await buffer.stop();

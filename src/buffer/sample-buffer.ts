@@ -309,10 +309,6 @@ export class SampleBuffer implements Component, WindowReader, SeriesReader {
     return this.#require().windows.lastN(tags, n);
   }
 
-  resampled(tags: readonly string[], fromMs: number, toMs: number, periodMs: number, maxHoldMs?: number): TagWindow {
-    return this.#require().windows.resampled(tags, fromMs, toMs, periodMs, maxHoldMs);
-  }
-
   series(tag: string, fromMs: number, toMs: number): SamplePoint[] {
     return this.#require().windows.series(tag, fromMs, toMs);
   }

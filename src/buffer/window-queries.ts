@@ -6,9 +6,6 @@ import type { TagRegistry } from './tag-registry.js';
 /** [ts, value, quality, kind] as read with `.raw()`. */
 type RawRow = [number, number | null, number, number];
 
-/** A window bigger than this is a caller's mistake (a period in seconds given as ms...), not a model input. */
-const MAX_WINDOW_CELLS = 50_000_000;
-
 /** A sample is usable as a model input when it is good, numeric (or boolean) and not NaN (stored as NULL). */
 function usable(row: RawRow): boolean {
   return row[2] === QUALITY.good && row[3] !== KIND.string && row[1] !== null;
@@ -89,42 +86,7 @@ export class WindowQueries implements WindowReader, SeriesReader {
     return window;
   }
 
-  /**
-   * [fromMs, toMs] on a grid of `periodMs` (fromMs, fromMs + periodMs, ... ≤ toMs). Each cell holds the tag's last
-   * sample at or before the grid time, valid when that sample is usable and at most `maxHoldMs` old (default: held
-   * without limit — sources report on change, so a steady value is not re-sent). A bad sample invalidates the
-   * cells until the next good one.
-   */
-  resampled(tags: readonly string[], fromMs: number, toMs: number, periodMs: number, maxHoldMs = Number.POSITIVE_INFINITY): TagWindow {
-    if (!(periodMs > 0) || !Number.isFinite(periodMs)) throw new RangeError(`resampled: periodMs must be > 0, got ${periodMs}`);
-    if (!Number.isFinite(fromMs) || !Number.isFinite(toMs) || toMs < fromMs) {
-      throw new RangeError(`resampled: need fromMs <= toMs, got ${fromMs}..${toMs}`);
-    }
-    const rows = Math.floor((toMs - fromMs) / periodMs) + 1;
-    if (rows * Math.max(1, tags.length) > MAX_WINDOW_CELLS) {
-      throw new RangeError(`resampled: ${rows} rows × ${tags.length} tags is too large a window`);
-    }
-    const window = emptyWindow(tags, rows);
-    const width = tags.length;
-    for (let r = 0; r < rows; r++) window.ts[r] = fromMs + r * periodMs;
-    tags.forEach((tag, col) => {
-      const id = this.#tags.id(tag);
-      if (id === undefined) return;
-      let last = this.#before.get(id, fromMs) as RawRow | undefined;
-      const samples = this.#range.all(id, fromMs, toMs) as RawRow[];
-      let j = 0;
-      for (let r = 0; r < rows; r++) {
-        const t = window.ts[r]!;
-        while (j < samples.length && samples[j]![0] <= t) last = samples[j++];
-        if (last !== undefined && usable(last) && t - last[0] <= maxHoldMs) {
-          const cell = r * width + col;
-          window.values[cell] = last[1]!;
-          window.valid[cell] = 1;
-        }
-      }
-    });
-    return window;
-  }
+
 }
 
 function point(row: RawRow): SamplePoint {

@@ -19,11 +19,6 @@ export interface WindowReader {
    * Tags with fewer than n samples are padded at the start with invalid rows.
    */
   lastN(tags: readonly string[], n: number): TagWindow;
-  /**
-   * The time range [fromMs, toMs] resampled onto a regular grid of `periodMs` (last value held, up to
-   * `maxHoldMs`; older or bad-quality values are marked invalid).
-   */
-  resampled(tags: readonly string[], fromMs: number, toMs: number, periodMs: number, maxHoldMs?: number): TagWindow;
 }
 
 /** One stored sample as a model input: `valid` is false for bad/uncertain quality, strings and NaN (value NaN then). */

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SampleBuffer } from '../../../src/buffer/sample-buffer.js';
 import type { TagWindow } from '../../../src/core/window.js';
+import { assembleWindow } from '../../../src/runtime/window-assembly.js';
 import { bufferConfig, bufferContext, sample } from './buffer-context.js';
 
 let ctx: ReturnType<typeof bufferContext>;
@@ -16,6 +17,11 @@ afterEach(async () => {
   await buffer.stop();
   ctx.cleanup();
 });
+
+/** The buffer's grid window over [from, to] (the one window assembly, on committed samples). */
+function grid(tags: string[], from: number, to: number, periodMs: number, maxHoldMs = Number.POSITIVE_INFINITY): TagWindow {
+  return assembleWindow(buffer, { tags, samples: Math.floor((to - from) / periodMs) + 1, periodMs, maxHoldMs: tags.map(() => maxHoldMs) }, to);
+}
 
 /** Column `tag` of a window as [value|null for invalid]. */
 function column(w: TagWindow, tag: string): Array<number | null> {
@@ -73,11 +79,11 @@ describe('lastN', () => {
   });
 });
 
-describe('resampled', () => {
+describe('grid windows from the buffer (window assembly over committed samples)', () => {
   it('holds the last value onto the grid, starting from a sample before the range', () => {
     ctx.bus.publish([sample('p', 500, 1), sample('p', 1200, 2), sample('p', 1900, 3)]);
     buffer.flush();
-    const w = buffer.resampled(['p'], 1000, 2000, 250);
+    const w = grid(['p'], 1000, 2000, 250);
     expect(Array.from(w.ts)).toEqual([1000, 1250, 1500, 1750, 2000]);
     expect(column(w, 'p')).toEqual([1, 2, 2, 2, 3]);
   });
@@ -85,28 +91,32 @@ describe('resampled', () => {
   it('marks gaps longer than maxHoldMs invalid', () => {
     ctx.bus.publish([sample('g', 1000, 1), sample('g', 1100, 2), sample('g', 2000, 3)]);
     buffer.flush();
-    expect(column(buffer.resampled(['g'], 1000, 2200, 200, 300), 'g')).toEqual([1, 2, 2, null, null, 3, 3]);
+    expect(column(grid(['g'], 1000, 2200, 200, 300), 'g')).toEqual([1, 2, 2, null, null, 3, 3]);
     // Without maxHoldMs the last value is held indefinitely (on-change sources do not repeat a steady value).
-    expect(column(buffer.resampled(['g'], 1000, 2200, 200), 'g')).toEqual([1, 2, 2, 2, 2, 3, 3]);
+    expect(column(grid(['g'], 1000, 2200, 200), 'g')).toEqual([1, 2, 2, 2, 2, 3, 3]);
   });
 
   it('a bad-quality sample invalidates the grid until the next good one; nothing before the first sample', () => {
     ctx.bus.publish([sample('q', 1100, 5), sample('q', 1300, 6, 'bad'), sample('q', 1500, 7)]);
     buffer.flush();
-    expect(column(buffer.resampled(['q'], 1000, 1600, 100), 'q')).toEqual([null, 5, 5, null, null, 7, 7]);
+    expect(column(grid(['q'], 1000, 1600, 100), 'q')).toEqual([null, 5, 5, null, null, 7, 7]);
   });
 
   it('fills several tags row-major and leaves unknown tags invalid', () => {
     ctx.bus.publish([sample('m', 0, 1), sample('n', 50, 10), sample('m', 100, 2)]);
     buffer.flush();
-    const w = buffer.resampled(['m', 'n', 'zz'], 0, 100, 100);
+    const w = grid(['m', 'n', 'zz'], 0, 100, 100);
     expect(Array.from(w.values).map((v) => (Number.isNaN(v) ? null : v))).toEqual([1, null, null, 2, 10, null]);
     expect(Array.from(w.valid)).toEqual([1, 0, 0, 1, 1, 0]);
   });
 
-  it('rejects an empty or inverted range and a non-positive period', () => {
-    expect(() => buffer.resampled(['m'], 10, 0, 1)).toThrow(RangeError);
-    expect(() => buffer.resampled(['m'], 0, 10, 0)).toThrow(RangeError);
-    expect(() => buffer.resampled(['m'], 0, 1e12, 1)).toThrow(/too large/);
+  it('series: the held sample before the range, then the range; recent: the last n at or before a time', () => {
+    ctx.bus.publish([sample('s', 100, 1), sample('s', 200, 2, 'bad'), sample('s', 300, 3), sample('s', 400, 'x')]);
+    buffer.flush();
+    expect(buffer.series('s', 250, 400)).toEqual([
+      { ts: 200, value: Number.NaN, valid: false }, { ts: 300, value: 3, valid: true }, { ts: 400, value: Number.NaN, valid: false },
+    ]);
+    expect(buffer.recent('s', 2, 350)).toEqual([{ ts: 200, value: Number.NaN, valid: false }, { ts: 300, value: 3, valid: true }]);
+    expect(buffer.series('unknown', 0, 10)).toEqual([]);
   });
 });
