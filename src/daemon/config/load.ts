@@ -101,7 +101,7 @@ export function loadConfigText(text: string, fileName: string, env: NodeJS.Proce
     const report: ConfigIssueReporter = (p, message) => issues.push({ path: p, at: 'value', message });
     runSectionChecks(config, report);
     checkHttpHost(config, (p, message) => warnings.push({ path: p, at: 'value', message }));
-    checkModelFilesAreRegular(config, path.dirname(path.resolve(fileName)), report);
+    checkFilesAreRegular(config, path.dirname(path.resolve(fileName)), report);
     if (issues.length === 0) {
       checkModelFiles(
         config.models, path.dirname(path.resolve(fileName)),
@@ -161,18 +161,34 @@ function checkHttpHost(config: Config, warn: ConfigIssueReporter): void {
   warn(['http', 'host'], `${host} is not a loopback address: /metrics and /healthz are reachable from the network (keep 127.0.0.1 unless a firewall protects the port)`);
 }
 
+/** Largest certificate or key file (PEM or DER): a chain is a few KB, a system CA bundle a few hundred. */
+const MAX_KEY_FILE_BYTES = 4 * 1024 * 1024;
+
 /**
- * The model checks read each model file; a FIFO or a device there would block or never end (like a config file
- * of /dev/zero), so anything but a regular file is refused before it is opened. A missing file stays a warning.
+ * Files the gateway reads at start or connect (model files, TLS and OPC UA user certificates and keys): a FIFO or a
+ * device there would block or never end (like a config file of /dev/zero), so anything but a regular file is refused
+ * here, before anything opens it. A missing file is left to the part that reads it (a model file not there yet is a
+ * warning; a missing certificate is a connect error that names it).
  */
-function checkModelFilesAreRegular(config: Config, baseDir: string, report: ConfigIssueReporter): void {
-  config.models.forEach((model, m) => {
+function checkFilesAreRegular(config: Config, baseDir: string, report: ConfigIssueReporter): void {
+  const stateDir = path.resolve(baseDir, config.gateway.stateDir);
+  const check = (where: ReadonlyArray<string | number>, file: string | undefined, from: string, maxBytes?: number): void => {
+    if (file === undefined || file === '') return;
+    let stat;
     try {
-      const stat = statSync(path.resolve(baseDir, model.file));
-      if (!stat.isFile()) report(['models', m, 'file'], `${model.file} is not a regular file (${stat.isDirectory() ? 'a directory' : 'a device, FIFO or socket'})`);
+      stat = statSync(path.resolve(from, file));
     } catch {
-      // Missing or unreadable: the model check says so.
+      return;
     }
+    if (!stat.isFile()) report(where, `${file} is not a regular file (${stat.isDirectory() ? 'a directory' : 'a device, FIFO or socket'})`);
+    else if (maxBytes !== undefined && stat.size > maxBytes) report(where, `${file} is ${stat.size} bytes: not a certificate or key (at most 4 MiB)`);
+  };
+  config.models.forEach((model, m) => check(['models', m, 'file'], model.file, baseDir));
+  config.mqtt.brokers.forEach((broker, b) => {
+    for (const key of ['caFile', 'certFile', 'keyFile'] as const) check(['mqtt', 'brokers', b, 'tls', key], broker.tls?.[key], stateDir, MAX_KEY_FILE_BYTES);
+  });
+  config.opcua.forEach((server, s) => {
+    for (const key of ['certificateFile', 'privateKeyFile'] as const) check(['opcua', s, 'auth', key], server.auth[key], '/', MAX_KEY_FILE_BYTES);
   });
 }
 

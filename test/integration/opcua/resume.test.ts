@@ -15,7 +15,8 @@ import { makeContext, serverConfig, waitFor } from './harness.js';
  * resets it after a long session further out.
  */
 
-const RESTARTS = 4;
+/** 4 in `npm test`; LINEGUARD_OPCUA_RESTARTS=20 for the soak the issue measured (about 3 minutes). */
+const RESTARTS = Number(process.env.LINEGUARD_OPCUA_RESTARTS ?? 4);
 const RESUME_LIMIT_MS = 5000;
 const dir = mkdtempSync(path.join(tmpdir(), 'lineguard-resume-'));
 let child: ChildOpcuaTestServer | undefined;
@@ -60,10 +61,11 @@ describe('OpcuaSource resumes within 5 s of the server', () => {
       await source.stop();
       t.cleanup();
     }
-    console.log(`server back → first new sample (ms): ${gaps.join(', ')}`);
+    const sorted = [...gaps].sort((a, b) => a - b);
+    console.log(`server back → first new sample (ms): ${gaps.join(', ')}; p50 ${sorted[Math.floor(sorted.length / 2)]}, max ${sorted.at(-1)}`);
     expect(gaps).toHaveLength(RESTARTS);
     for (const gap of gaps) expect(gap).toBeLessThan(RESUME_LIMIT_MS);
-  }, 180_000);
+  }, 60_000 + RESTARTS * 30_000);
 });
 
 describe('OpcuaSource and the daemon\'s signal', () => {

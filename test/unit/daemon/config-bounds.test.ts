@@ -113,6 +113,22 @@ describe('the config file and every ${file:} are regular files read with a bound
     expect(ms).toBeLessThan(1000);
   });
 
+  it('TLS and OPC UA certificate and key files that are devices or FIFOs are refused', () => {
+    const cert = path.join(dir, 'client.pem');
+    writeFileSync(cert, '-----BEGIN CERTIFICATE-----\n');
+    const text = `${MINIMAL}mqtt:\n  brokers: [{ name: site, url: "mqtts://h:8883", tls: { caFile: /dev/zero, certFile: ${cert}, keyFile: ${fifo} } }]\n` +
+      `opcua:\n  - { name: p, endpoint: "opc.tcp://h:4840", auth: { type: certificate, certificateFile: /dev/urandom, privateKeyFile: ${fifo} }, tags: [{ tag: t, nodeId: "ns=2;s=A" }] }\n`;
+    const { value, ms } = timed(() => loadConfigText(text, 'plant.yaml', {}));
+    const errors = errorsOf(value).map((l) => l.replace(/^plant\.yaml:\d+:\d+ /, ''));
+    expect(errors).toEqual([
+      'mqtt.brokers[0].tls.caFile: /dev/zero is not a regular file (a device, FIFO or socket)',
+      `mqtt.brokers[0].tls.keyFile: ${fifo} is not a regular file (a device, FIFO or socket)`,
+      'opcua[0].auth.certificateFile: /dev/urandom is not a regular file (a device, FIFO or socket)',
+      `opcua[0].auth.privateKeyFile: ${fifo} is not a regular file (a device, FIFO or socket)`,
+    ]);
+    expect(ms).toBeLessThan(1000);
+  });
+
   it('a model file that is a FIFO is refused before it is opened', () => {
     const text = `${MINIMAL}models:\n  - { name: m, file: ${fifo}, inputs: [a], alert: { raiseAbove: 1, clearBelow: 0 } }\n`;
     const { value, ms } = timed(() => loadConfigText(text, 'plant.yaml', {}));

@@ -122,6 +122,7 @@ describe('config fuzz: harmful values are refused at their key', () => {
     ['password: ${file:/dev/urandom}', withPassword('${file:/dev/urandom}'), 'mqtt.brokers[0].password'],
     ['password: ${file:<a FIFO>}', withPassword(`\${file:${fifo}}`), 'mqtt.brokers[0].password'],
     ['models[0].file: a FIFO', withRaw(base, ['models', 0, 'file'], fifo), 'models[0].file'],
+    ['mqtt.brokers[0].tls.caFile: /dev/zero', withRaw(base, ['mqtt', 'brokers', 0, 'tls'], '{ caFile: /dev/zero }'), 'mqtt.brokers[0].tls.caFile'],
   ])('%s is refused', (_name, text, where) => {
     const { result, ms } = run(text, { X: 'literal' });
     expect(ms).toBeLessThan(MAX_RUN_MS);
