@@ -6,10 +6,14 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import ort from 'onnxruntime-node';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SessionRequest } from '../../../src/runtime/inference-protocol.js';
 import { createSession, sessionOptions } from '../../../src/runtime/session-factory.js';
 import { fixture } from './runtime-context.js';
+
+// As the inference worker does (init.ortLogLevel): the GPU providers' failed probes would print to stderr.
+ort.env.logLevel = 'fatal';
 
 const base: SessionRequest = { providers: ['tensorrt', 'cuda', 'cpu'], deviceId: 1, intraOpThreads: 2, profileDir: '/tmp/p' };
 const spinningOff = { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } };
