@@ -17,6 +17,12 @@ export const BAD_NO_COMMUNICATION = 0x80310000;
 export class ConnectionMarkers {
   /** Tag → source time of its loss marker, until the tag's first sample after the reconnect. */
   readonly #lostAt = new Map<string, number>();
+  /**
+   * Tags that delivered a sample in this run. Only they are marked: a source that never connected has no values to
+   * hold (and no measured clock offset to put a marker on its timeline; a marker stamped with the gateway's clock
+   * would sit hours away from a PLC whose clock is off, and its first values would look like a clock step).
+   */
+  readonly #seen = new Set<string>();
 
   constructor(
     private readonly bus: TagBus,
@@ -29,7 +35,7 @@ export class ConnectionMarkers {
     const batch: TagSample[] = [];
     const at = this.now();
     for (const tag of tags) {
-      if (this.#lostAt.has(tag)) continue;
+      if (this.#lostAt.has(tag) || !this.#seen.has(tag)) continue;
       batch.push({
         tag, value: Number.NaN, ts: at, timeBase: 'gateway', quality: 'bad',
         statusCode: BAD_NO_COMMUNICATION, statusName: 'BadNoCommunication', source: this.source,
@@ -43,6 +49,7 @@ export class ConnectionMarkers {
 
   /** Call on each sample from the source before publishing it: restamps a first value older than its loss marker. */
   adjust(sample: TagSample): void {
+    this.#seen.add(sample.tag);
     if (this.#lostAt.size === 0) return;
     const lostAt = this.#lostAt.get(sample.tag);
     if (lostAt === undefined) return;
