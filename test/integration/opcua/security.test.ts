@@ -117,6 +117,10 @@ describe('OpcuaSource security', () => {
       expect(await metricValue(t.registry, 'lineguard_opcua_connect_failures_total', { server: 'plc', kind: 'auth' })).toBe(1);
       const warning = t.logs.lines.find((l) => l.level === 40 && String(l.msg).startsWith('connect failed'));
       expect(warning).toMatchObject({ kind: 'auth' });
+      // More attempts follow; the trustOnFirstUse warning is said once per start, not at each of them.
+      const attempts = () => t.logs.lines.filter((l) => String(l.msg).startsWith('connect failed')).length;
+      await waitFor(() => attempts() >= 3, 'three failed attempts', 15_000);
+      expect(t.logs.lines.filter((l) => String(l.msg).startsWith('trustOnFirstUse is ON'))).toHaveLength(1);
     } finally {
       await source.stop();
       t.cleanup();
