@@ -98,10 +98,20 @@ function describeField(schema: JsonSchema): string[] {
   const allowed = schema.anyOf?.every((b) => 'const' in b) ? schema.anyOf.map((b) => JSON.stringify(b.const)) : undefined;
   const facts: string[] = [];
   if (allowed) facts.push(`one of ${allowed.join(', ')}`);
+  const range = numberRange(schema);
+  if (range) facts.push(range);
   if (schema.default !== undefined && !isEmptyContainer(schema.default)) facts.push(`default ${JSON.stringify(schema.default)}`);
   if (schema['x-lineguard'] === 'secret') facts.push('secret');
   if (facts.length) parts.push(`(${facts.join('; ')})`);
   return parts.length ? [parts.join(' ')] : [];
+}
+
+/** `10 to 86400000` for a number field (or its numeric branch, e.g. outputIndex: integer or "max"). */
+function numberRange(schema: JsonSchema): string | undefined {
+  const numeric = [schema, ...(schema.anyOf ?? [])].find((s) => (s.type === 'integer' || s.type === 'number') && !('const' in s));
+  if (!numeric || typeof numeric.minimum !== 'number' || typeof numeric.maximum !== 'number') return undefined;
+  const format = (n: number): string => (Math.abs(n) >= 1e12 ? n.toExponential() : String(n));
+  return `${format(numeric.minimum)} to ${format(numeric.maximum)}`;
 }
 
 function placeholder(schema: JsonSchema): string {
