@@ -9,6 +9,7 @@ import { exampleConfig } from './config/example-config.js';
 import { jsonSchemaText } from './config/json-schema.js';
 import { summarizeConfig } from './config/summary.js';
 import { outputsCommand } from './outputs-command.js';
+import { backtestCommand } from './backtest-command.js';
 
 export const DEFAULT_CONFIG = '/etc/lineguard/lineguard.yaml';
 
@@ -132,7 +133,7 @@ async function contributedCommands(): Promise<CliCommand[]> {
   return [opcua.pkiCommand, opcua.browseCommand, runtime.modelCommand];
 }
 
-const OWN_COMMANDS = [runCommand, checkConfigCommand, exampleConfigCommand, schemaCommand, demoCommand, outputsCommand];
+const OWN_COMMANDS = [runCommand, checkConfigCommand, exampleConfigCommand, schemaCommand, demoCommand, outputsCommand, backtestCommand];
 
 function help(commands: CliCommand[]): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -187,6 +188,13 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
 
 /** Entry point of bin/lineguard. */
 export async function cli(): Promise<void> {
+  // `lineguard schema | head` closes the pipe early: that is the reader's choice, not an error worth a stack trace.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+      throw err;
+    });
+  }
   const io: CliIo = {
     out: (line) => process.stdout.write(`${line}\n`),
     err: (line) => process.stderr.write(`${line}\n`),
