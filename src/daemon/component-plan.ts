@@ -5,6 +5,7 @@ import { OpcuaSource } from '../connectors/opcua/index.js';
 import { MqttAlertSink, MqttSource } from '../connectors/mqtt/index.js';
 import { ModelRunner } from '../runtime/index.js';
 import { SourceWatch } from './source-watch.js';
+import { tagSamplingIntervals } from './tag-intervals.js';
 
 /**
  * What the daemon runs for a config: one entry per component, in start order, each with the slice of the config
@@ -32,13 +33,7 @@ export function planComponents(config: Config, baseDir: string): PlannedComponen
   const brokers = new Map(config.mqtt.brokers.map((b) => [b.name, b]));
   const plan: PlannedComponent[] = [];
   // A tag's sampling interval (OPC UA subscribe or poll): the default hold of its value in model windows follows from it.
-  const tagIntervals = new Map<string, number>();
-  for (const server of config.opcua) {
-    for (const tag of server.tags) {
-      const interval = tag.mode === 'poll' ? (tag.pollIntervalMs ?? tag.samplingIntervalMs) : Math.max(tag.samplingIntervalMs, server.publishingIntervalMs);
-      tagIntervals.set(tag.tag, interval);
-    }
-  }
+  const tagIntervals = tagSamplingIntervals(config);
 
   plan.push({
     name: BUFFER,

@@ -18,6 +18,7 @@ import { shortHash } from './model-file.js';
 import { ModelFileWatcher } from './model-file-watcher.js';
 import { outputValues, ruleValue } from './model-io.js';
 import { ModelSlot, round } from './model-slot.js';
+import { modelAssemblyPlan } from './model-window-plan.js';
 import { RecentSamples } from './recent-samples.js';
 import { RuleSet, type RuleEntry } from './rule-set.js';
 import { RuntimeMetrics } from './runtime-metrics.js';
@@ -29,11 +30,6 @@ const WATCH_DEBOUNCE_MS = 500;
 const WATCH_POLL_MS = 5_000;
 /** Windows evaluated per scheduler step at most; a longer backlog is skipped to the newest (counted). */
 const MAX_WINDOWS_PER_STEP = 256;
-/** Default hold: this many sampling intervals of the tag, within [MIN, MAX]; MQTT tags (no interval known) get DEFAULT. */
-const HOLD_INTERVALS = 3_600;
-const MIN_HOLD_MS = 60_000;
-const MAX_HOLD_MS = 86_400_000;
-const DEFAULT_HOLD_MS = 3_600_000;
 
 /** Why a window is not evaluated that only means "the first windows are not full yet". */
 const WARM_UP_REASONS = new Set(['no_data', 'tag_without_data', 'too_many_invalid', 'model_not_loaded', 'busy']);
@@ -125,10 +121,7 @@ export class ModelRunner implements Component {
   ) {
     this.name = `model/${cfg.name}`;
     this.#path = isAbsolute(cfg.file) ? cfg.file : resolve(deps.baseDir, cfg.file);
-    this.#plan = {
-      tags: cfg.inputs, samples: cfg.window.samples, periodMs: cfg.window.periodMs,
-      maxHoldMs: cfg.inputs.map((tag) => cfg.window.maxHoldMs ?? defaultHoldMs(deps.tagIntervalMs?.(tag))),
-    };
+    this.#plan = modelAssemblyPlan(cfg, deps.tagIntervalMs);
     this.#memory = new RecentSamples(cfg.inputs);
     this.#series = new LiveSeries(this.#memory, deps.windows);
     const span = cfg.window.periodMs !== undefined ? (cfg.window.samples - 1) * cfg.window.periodMs : 0;
@@ -540,11 +533,7 @@ export class ModelRunner implements Component {
   }
 }
 
-/** The default hold of a tag: 3,600 of its sampling intervals, within 1 min .. 24 h; 1 h when the interval is unknown. */
-export function defaultHoldMs(intervalMs: number | undefined): number {
-  if (intervalMs === undefined || !(intervalMs > 0)) return DEFAULT_HOLD_MS;
-  return Math.min(MAX_HOLD_MS, Math.max(MIN_HOLD_MS, HOLD_INTERVALS * intervalMs));
-}
+export { defaultHoldMs } from './model-window-plan.js';
 
 class TimeoutError extends Error {
   override readonly name = 'TimeoutError';
