@@ -20,7 +20,7 @@ export const outputsCommand: CliCommand = {
 
 Reads the inference record of the gateway's buffer (gateway.stateDir and buffer.file of the config: --config FILE,
 else $LINEGUARD_CONFIG, else ${DEFAULT_CONFIG}; or --db FILE). Rows are ordered by model, then by source time.
-  --model NAME      one model only
+  --model NAME      one model only (and its shadow, recorded as NAME#shadow)
   --since DURATION  rows recorded in the last DURATION (e.g. 10m, 2h, 7d)
   --limit N         at most N rows (default 100000)
   --json            one JSON object per line:
@@ -59,9 +59,10 @@ else $LINEGUARD_CONFIG, else ${DEFAULT_CONFIG}; or --db FILE). Rows are ordered 
       return EXIT.NOINPUT;
     }
     try {
-      const rows = readInferences(db, {
-        ...(values.model !== undefined ? { model: values.model } : {}), ...(sinceAt !== undefined ? { sinceAt } : {}), limit,
-      });
+      const query = { ...(sinceAt !== undefined ? { sinceAt } : {}), limit };
+      // A model's shadow (models[].shadow) is recorded as <name>#shadow: shown right after the model itself.
+      const rows = values.model === undefined ? readInferences(db, query)
+        : [...readInferences(db, { ...query, model: values.model }), ...readInferences(db, { ...query, model: `${values.model}#shadow` })].slice(0, limit);
       for (const row of rows) {
         if (values.json) {
           io.out(JSON.stringify({

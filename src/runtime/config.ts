@@ -163,6 +163,20 @@ export const ModelConfigSchema = Section({
   watch: Type.Boolean({
     description: 'Reload the model when its file changes (loaded and warmed up beside the running one, then swapped).', default: true,
   }),
+  shadow: Type.Optional(Section(
+    {
+      file: Type.String({
+        description: 'ONNX file of the candidate. Relative paths are resolved from the config file directory.', minLength: 1,
+        examples: ['models/ai4i-fault/model-v2.onnx'],
+      }),
+    },
+    {
+      description:
+        'A candidate model run on the same windows as this one, with the same inputs and rules: its outputs are recorded as model ' +
+        '<name>#shadow (lineguard outputs), its agreement with the live model is exported (lineguard_shadow_*), and it never ' +
+        'raises an alert. Promote it by pointing file at it.',
+    },
+  )),
   alert: Type.Optional(AlertRuleSchema),
   alerts: Type.Optional(Type.Array(AlertRuleSchema, {
     description: 'Several rules evaluated on each inference (one per output, or several thresholds on one); `alert:` is the one-rule shorthand.',

@@ -22,6 +22,7 @@ import { modelAssemblyPlan } from './model-window-plan.js';
 import { RecentSamples } from './recent-samples.js';
 import { RuleSet, type RuleEntry } from './rule-set.js';
 import { RuntimeMetrics } from './runtime-metrics.js';
+import { ShadowModel } from './shadow-model.js';
 import { assembleWindow, type AssemblyPlan } from './window-assembly.js';
 
 /** start() waits this long for the first load; a longer one (a first TensorRT engine build) goes on in the background. */
@@ -113,6 +114,8 @@ export class ModelRunner implements Component {
   readonly #lastPicked = new Map<RuleEntry, { picked: { value: number; label?: string }; end: number; window: TagWindow }>();
   /** For an event window: how far its first frame lay behind its end (what memory must keep). */
   #oldestFrameLag: number | undefined;
+  /** The candidate run on the same windows (models[].shadow); it never publishes. */
+  readonly #shadow: ShadowModel | undefined;
 
   constructor(
     private readonly cfg: ModelConfig,
@@ -124,6 +127,7 @@ export class ModelRunner implements Component {
     this.#plan = modelAssemblyPlan(cfg, deps.tagIntervalMs);
     this.#memory = new RecentSamples(cfg.inputs);
     this.#series = new LiveSeries(this.#memory, deps.windows);
+    this.#shadow = cfg.shadow ? new ShadowModel(cfg, cfg.shadow.file, ctx, { baseDir: deps.baseDir, recorder: deps.recorder }) : undefined;
     const span = cfg.window.periodMs !== undefined ? (cfg.window.samples - 1) * cfg.window.periodMs : 0;
     this.#planner = new FramePlanner(
       { tags: cfg.inputs, periodMs: cfg.window.periodMs, latenessMs: cfg.window.latenessMs, maxPerStep: MAX_WINDOWS_PER_STEP, backJumpMs: Math.max(300_000, 10 * span) },
@@ -184,6 +188,7 @@ export class ModelRunner implements Component {
       this.#count('clock_step', `the clock of ${step.source} jumped by ${Math.round(step.deltaMs / 1000)} s; the window restarts on the new timeline`);
     });
     let wait: NodeJS.Timeout | undefined;
+    this.#shadow?.start();
     await Promise.race([slot.reload(), new Promise((r) => (wait = setTimeout(r, START_WAIT_MS)))]);
     clearTimeout(wait);
     if (this.#stopped) return;
@@ -215,6 +220,7 @@ export class ModelRunner implements Component {
       // The buffer may be gone already; the state of the last event is committed anyway.
     }
     await this.#slot?.stop();
+    await this.#shadow?.stop();
     this.#metrics?.dispose();
   }
 
@@ -337,6 +343,7 @@ export class ModelRunner implements Component {
     let evaluated = 0;
     let first: { value: number; label?: string } | undefined;
     const rules = this.#rules!;
+    const ruleValues = rules.entries.map(() => Number.NaN);
     rules.entries.forEach((entry, i) => {
       const out = model.io.rules[i];
       if (!out) return;
@@ -348,6 +355,7 @@ export class ModelRunner implements Component {
         return;
       }
       evaluated++;
+      ruleValues[i] = picked.value;
       this.#lastPicked.set(entry, { picked, end, window });
       const done = rules.evaluate(entry, picked.value, end, (e, transition) => this.#buildEvent(model, e, transition, picked, window));
       if (!done) {
@@ -360,6 +368,7 @@ export class ModelRunner implements Component {
       this.ctx.log.info({ alertId: done.event.alertId, eventId: done.event.eventId, rule: entry.cfg.name, state: done.event.state, value: picked.value, version: model.file.version }, done.event.message);
     });
     this.#metrics?.alertActive(rules.entries.some((e) => e.rule.active !== undefined));
+    this.#shadow?.observe(end, window, { values: ruleValues, transitions });
     this.#lastOutcomeOk = evaluated > 0;
     if (evaluated > 0) {
       this.#lastEvaluatedMono = monotonicMs();
@@ -522,6 +531,7 @@ export class ModelRunner implements Component {
       ...(this.#lastError ? { lastError: this.#lastError.message } : {}),
       skipped: { ...this.#skipped },
       ...(this.#skip ? { skipping: { reason: this.#skip.reason, detail: this.#skip.detail, since: new Date(this.#skip.since).toISOString(), count: this.#skip.count } } : {}),
+      ...(this.#shadow ? { shadow: this.#shadow.details() } : {}),
       ...(unavailable ? { unavailable: { alertId: unavailable.alertId, since: new Date(unavailable.raisedAt).toISOString(), reason: unavailable.reason } } : {}),
       alerts: (this.#rules?.entries ?? []).map((e) => ({
         rule: e.cfg.name,
