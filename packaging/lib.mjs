@@ -66,6 +66,8 @@ export function appFileDestination(rel) {
   // The compiled gateway; dist/bench and dist/test are not part of it, source maps point at .ts files not shipped.
   if (/^dist\/src\/.+\.js$/.test(rel)) return `${PREFIX}/${rel}`;
   if (rel === 'schema/lineguard.schema.json') return `${PREFIX}/${rel}`;
+  // The status page's static files: served from the source tree (tsc does not copy them into dist/).
+  if (/^src\/daemon\/status-page\/[^/]+\.(html|css|js)$/.test(rel)) return `${PREFIX}/${rel}`;
   // Models: the ONNX files and their cards; `lineguard demo` also replays the public data they were trained on.
   if (rel === 'models/README.md') return `${PREFIX}/${rel}`;
   if (/^models\/[^/]+\/(model\.onnx|README\.md|metrics\.json)$/.test(rel) && !rel.startsWith('models/data/')) return `${PREFIX}/${rel}`;

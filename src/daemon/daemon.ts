@@ -12,6 +12,10 @@ import { loadConfigFile } from './config/load.js';
 import { planComponents, type PlannedComponent } from './component-plan.js';
 import { GatewayHealth, roleOf, type ComponentRole, type ComponentStatus, type GatewayState } from './gateway-health.js';
 import { HealthServer, type HealthReport } from './health-server.js';
+import { RecentAlerts } from './recent-alerts.js';
+import { StatusPage } from './status-page.js';
+import { TagTable } from './tag-table.js';
+import { SampleBuffer } from '../buffer/index.js';
 import type { SecretRedactor } from './logger.js';
 
 /** How long one component may take to stop during a reload before the daemon moves on. */
@@ -108,6 +112,11 @@ export class Daemon {
   readonly #gatewayState;
   readonly #gatewayHealth: GatewayHealth;
   #warmUpTimer: NodeJS.Timeout | undefined;
+  /** For the status page: the alert events of this process (the outbox keeps only undelivered ones). */
+  readonly recentAlerts = new RecentAlerts();
+  /** For the status page: the last value of every tag on the bus. */
+  readonly tagTable = new TagTable();
+  #statusPage: StatusPage | undefined;
 
   constructor(
     private readonly configFile: string,
@@ -142,6 +151,7 @@ export class Daemon {
       );
     });
     this.bus = new TagBus(onListenerError, this.clocks.stamp);
+    this.tagTable.follow(this.bus);
     this.registry.setDefaultLabels({ gateway: loaded.config.gateway.id });
     collectDefaultMetrics({ register: this.registry, prefix: 'lineguard_' });
     registerSourceClockMetrics(this.registry, this.clocks);
@@ -304,6 +314,7 @@ export class Daemon {
     const httpDown = loaded.config.http.enabled && !this.#http;
     if (httpDown || JSON.stringify(previous.http) !== JSON.stringify(loaded.config.http)) {
       await this.#http?.stop();
+      this.#statusPage?.close();
       this.#http = undefined;
       await this.#startHttp();
       result.restarted.push('http');
@@ -337,6 +348,9 @@ export class Daemon {
       // Anything a phase did not name (none today): stopped last, still bounded.
       for (const name of [...this.#running.keys()].reverse()) await this.#stopOne(name);
       await this.#http?.stop();
+      this.#statusPage?.close();
+      this.tagTable.unfollow();
+      this.recentAlerts.unfollow();
       this.log.info({ uptimeS: Math.round((monotonicMs() - this.#startedAt) / 1000), stopMs: Math.round(performance.now() - t0) }, 'gateway stopped');
     })();
     return this.#stopping;
@@ -396,11 +410,18 @@ export class Daemon {
   async #startHttp(): Promise<void> {
     const http = this.#config.http;
     if (!http.enabled) return;
-    const server = new HealthServer({ host: http.host, port: http.port }, this.registry, () => this.health(), this.log.child({ component: 'http' }));
+    const log = this.log.child({ component: 'http' });
+    this.#statusPage = http.statusPage.enabled
+      ? new StatusPage({ host: http.host, ...http.statusPage }, {
+        report: () => this.health(), config: () => this.#config, tags: this.tagTable, alerts: this.recentAlerts,
+        bufferFile: () => (this.component('buffer') as SampleBuffer | undefined)?.file,
+      }, log)
+      : undefined;
+    const server = new HealthServer({ host: http.host, port: http.port }, this.registry, () => this.health(), log, this.#statusPage);
     try {
       await server.start();
       this.#http = server;
-      this.log.info({ url: `http://${http.host}:${server.port}` }, 'serving /metrics and /healthz');
+      this.log.info({ url: `http://${http.host}:${server.port}` }, this.#statusPage ? 'serving the status page at /, /metrics and /healthz' : 'serving /metrics and /healthz');
     } catch (err) {
       // A taken port must not stop the gateway from collecting data: say so loudly and run without the endpoint.
       this.log.error({ err, host: http.host, port: http.port }, 'cannot serve /metrics and /healthz; the gateway runs without them');
@@ -428,7 +449,10 @@ export class Daemon {
       return;
     }
     const outcome = await this.#settledOrLate(starting);
-    if (outcome === 'started') return;
+    if (outcome === 'started') {
+      if (running.component instanceof SampleBuffer) this.#followAlerts(running.component, log);
+      return;
+    }
     if (outcome instanceof Error) {
       failed(outcome);
       return;
@@ -452,6 +476,15 @@ export class Daemon {
         if (current()) failed(err);
       },
     );
+  }
+
+  /** Keeps the status page's ring of recent alert events fed from the (new) buffer's outbox. */
+  #followAlerts(buffer: SampleBuffer, log: Logger): void {
+    try {
+      this.recentAlerts.follow(buffer.outbox);
+    } catch (err) {
+      log.error({ err }, 'the status page cannot follow the alert outbox: it shows no recent alerts');
+    }
   }
 
   /** Waits for a start() to settle, at most the start timeout, and not past the abort of the gateway. */

@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -31,6 +31,8 @@ export class HealthServer {
     private readonly registry: Registry,
     private readonly report: () => HealthReport,
     private readonly log: Logger,
+    /** The status page at `/` and its JSON under `/api/` (status-page.ts); answers the requests that are its own. */
+    private readonly page?: { handle(req: IncomingMessage, res: ServerResponse): boolean },
   ) {}
 
   async start(): Promise<void> {
@@ -74,7 +76,15 @@ export class HealthServer {
         res.writeHead(status, { 'content-type': 'application/json' }).end(body);
         return;
       }
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics or /healthz\n');
+      try {
+        if (this.page?.handle(req, res)) return;
+      } catch (err) {
+        this.log.error({ err, url }, 'status page failed');
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+        res.end();
+        return;
+      }
+      res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: try /metrics or /healthz${this.page ? ' or /' : ''}\n`);
     });
     server.keepAliveTimeout = 5_000;
     await new Promise<void>((resolve, reject) => {

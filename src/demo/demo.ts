@@ -127,6 +127,7 @@ export async function runDemo(argv: string[], io: CliIo): Promise<number> {
   const { port } = new URL(mqttUrl);
   io.out(`gateway log: ${logFile}`);
   io.out(`/metrics and /healthz: http://127.0.0.1:${daemon.httpPort ?? '?'}/healthz`);
+  io.out(`status page: http://127.0.0.1:${daemon.httpPort ?? '?'}/`);
   io.out(`see the same alerts: mosquitto_sub -h 127.0.0.1 -p ${port} -t '${alertTopic}' -v`);
   io.out(`the inspection station's defect messages: mosquitto_sub -h 127.0.0.1 -p ${port} -t '${INSPECTION_TOPIC}' -v`);
   io.out('Ctrl-C stops the demo.');

@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { Name, Section } from '../../core/config-types.js';
+import { Name, Secret, Section } from '../../core/config-types.js';
 import { BufferConfigSchema } from '../../buffer/config.js';
 import { OpcuaServerSchema } from '../../connectors/opcua/config.js';
 import { MqttConfigSchema } from '../../connectors/mqtt/config.js';
@@ -51,8 +51,25 @@ export const HttpSectionSchema = Section(
     enabled: Type.Boolean({ description: 'Serve /metrics and /healthz.', default: true }),
     host: Type.String({ description: 'Address to listen on. Keep it on localhost unless a firewall protects it.', default: '127.0.0.1' }),
     port: Type.Integer({ description: 'TCP port (0 = any free port).', minimum: 0, maximum: 65535, default: 9464 }),
+    statusPage: Section(
+      {
+        enabled: Type.Boolean({ description: 'Serve the read-only status page at / (and the JSON it polls under /api/).', default: true }),
+        token: Type.Optional(Secret({
+          description: 'Shared token for the page when http.host is not loopback: open /?token=<token> once (it is kept in a cookie), or send "Authorization: Bearer <token>".',
+          minLength: 16,
+        })),
+        basicAuth: Type.Optional(Section(
+          {
+            username: Type.String({ description: 'User name for HTTP basic auth.', minLength: 1 }),
+            password: Secret({ description: 'Password for HTTP basic auth.', minLength: 8 }),
+          },
+          { description: 'HTTP basic auth for the page (the browser asks for it); with token, either one is accepted.' },
+        )),
+      },
+      { description: 'The local status page at / (README "Observability"). /metrics and /healthz are never behind its token.', default: {} },
+    ),
   },
-  { description: 'HTTP endpoint for Prometheus (/metrics) and health checks (/healthz).', default: {} },
+  { description: 'HTTP endpoint for Prometheus (/metrics), health checks (/healthz) and the status page (/).', default: {} },
 );
 
 export const ReloadSectionSchema = Section(

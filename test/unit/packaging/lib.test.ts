@@ -51,6 +51,11 @@ describe('files of the checkout shipped in the package', () => {
     expect(appFileDestination('models/data/ai4i2020/ai4i2020.csv')).toBe('/opt/lineguard/models/data/ai4i2020/ai4i2020.csv');
     expect(appFileDestination('systemd/lineguard.sysusers.conf')).toBe('/usr/lib/sysusers.d/lineguard.conf');
     expect(appFileDestination('systemd/lineguard.tmpfiles.conf')).toBe('/usr/lib/tmpfiles.d/lineguard.conf');
+    // The status page's static files, served from the source tree.
+    for (const f of ['index.html', 'status-page.css', 'status-page.js', 'sparkline.js']) {
+      expect(appFileDestination(`src/daemon/status-page/${f}`)).toBe(`/opt/lineguard/src/daemon/status-page/${f}`);
+    }
+    expect(appFileDestination('src/daemon/status-page.ts')).toBeNull();
   });
 
   it('leaves out sources, tests, benchmarks, source maps, training code and the unit (rewritten)', () => {
