@@ -421,7 +421,9 @@ export class Daemon {
     try {
       await server.start();
       this.#http = server;
-      this.log.info({ url: `http://${http.host}:${server.port}` }, this.#statusPage ? 'serving the status page at /, /metrics and /healthz' : 'serving /metrics and /healthz');
+      // The message stays the same with or without the page (scripts and tests wait for it); the page's URL is a field.
+      const url = `http://${http.host}:${server.port}`;
+      this.log.info({ url, ...(this.#statusPage ? { statusPage: `${url}/` } : {}) }, 'serving /metrics and /healthz');
     } catch (err) {
       // A taken port must not stop the gateway from collecting data: say so loudly and run without the endpoint.
       this.log.error({ err, host: http.host, port: http.port }, 'cannot serve /metrics and /healthz; the gateway runs without them');

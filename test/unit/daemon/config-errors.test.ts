@@ -179,7 +179,7 @@ describe('config loading', () => {
     if (!result.ok) return;
     expect(result.config.mqtt.brokers[0]!.password).toBe('s3cret-value');
     expect(result.secrets).toEqual(['s3cret-value']);
-    expect(result.config.http).toEqual({ enabled: true, host: '127.0.0.1', port: 9464 });
+    expect(result.config.http).toEqual({ enabled: true, host: '127.0.0.1', port: 9464, statusPage: { enabled: true } });
     expect(result.config.buffer.retention).toEqual({ maxAge: '7d', maxSize: '2GB' });
     expect(result.baseDir).toBe('/etc/lineguard');
   });
