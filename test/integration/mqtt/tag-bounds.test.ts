@@ -74,7 +74,7 @@ describe('MqttSource (Sparkplug B host)', () => {
     const group = `lgtest-${randomUUID().slice(0, 8)}`;
     const ctx = testContext();
     const source = new MqttSource(
-      sourceConfig({ name: 'spb', format: 'sparkplug', topics: [`spBv1.0/${group}/#`], sparkplug: sparkplugOptions }),
+      sourceConfig({ name: 'spb-bounds', format: 'sparkplug', topics: [`spBv1.0/${group}/#`], sparkplug: sparkplugOptions }),
       brokerConfig({ url: brokerUrl(), cleanSession: true }),
       ctx,
     );
