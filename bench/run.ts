@@ -12,6 +12,7 @@ const MODULES: Array<[string, () => Promise<BenchModule>]> = [
   ['mqtt', () => import('./mqtt.js')],
   ['runtime', () => import('./runtime.js')],
   ['windows', () => import('./windows.js')],
+  ['idle', () => import('./idle.js')],
   ['opcua', () => import('./opcua.js')],
   ['e2e', () => import('./e2e.js')],
 ];
