@@ -20,7 +20,8 @@ export class InferenceLog implements InferenceRecorder {
   #dropped = 0;
   #written = 0;
 
-  constructor(db: Database) {
+  /** @param onDrop told of records dropped because the disk refused them for too long (a metric, never silent). */
+  constructor(db: Database, private readonly onDrop: (n: number) => void = () => {}) {
     this.#db = db;
     this.#insert = db.prepare('INSERT INTO inference_log (model, ts, at, version, outputs, skipped, detail) VALUES (?, ?, ?, ?, ?, ?, ?)');
     this.#prune = db.prepare('DELETE FROM inference_log WHERE id IN (SELECT id FROM inference_log WHERE at < ? ORDER BY id LIMIT ?)');
@@ -32,8 +33,10 @@ export class InferenceLog implements InferenceRecorder {
   record(row: InferenceRow): void {
     this.#pending.push(row);
     if (this.#pending.length > MAX_PENDING) {
-      this.#pending.splice(0, this.#pending.length - MAX_PENDING);
-      this.#dropped++;
+      const n = this.#pending.length - MAX_PENDING;
+      this.#pending.splice(0, n);
+      this.#dropped += n;
+      this.onDrop(n);
     }
   }
 

@@ -213,7 +213,7 @@ export class SampleBuffer implements Component, WindowReader, SeriesReader {
       makeRoom: () => this.#faults.makeRoomForAlert(retention),
       afterCommit: () => this.#faults.committed(),
     });
-    return { tags, writer, retention, outbox, windows: new WindowQueries(db, tags), inferences: new InferenceLog(db) };
+    return { tags, writer, retention, outbox, windows: new WindowQueries(db, tags), inferences: new InferenceLog(db, (n) => this.#metrics.droppedSamples.inc({ reason: 'inference_record' }, n)) };
   }
 
   /** Commits the last batch, stops ingesting and closes the database. Idempotent. */
@@ -264,6 +264,7 @@ export class SampleBuffer implements Component, WindowReader, SeriesReader {
       outboxDepth: outbox.depth(),
       outboxOldestAgeMs: outbox.oldestAgeMs(),
       droppedAlerts: outbox.droppedCount,
+      inferenceRecords: { pending: this.#open.inferences.pending, written: this.#open.inferences.written, dropped: this.#open.inferences.dropped },
     };
     const reasons: string[] = [];
     const writeFailure = this.#faults.healthReason(writer.pending, writer.dropped);

@@ -50,6 +50,8 @@ export class TagTable {
     return this.#ignoredTags.size;
   }
 
+  // On the tag bus (every sample): the row is updated in place, no allocation per sample. The newest *arrival* is
+  // the current value — not the newest source time, which after a PLC clock stepped back would freeze the row.
   readonly #onSamples = (samples: readonly TagSample[]): void => {
     const now = Date.now();
     for (const s of samples) {
@@ -60,10 +62,16 @@ export class TagTable {
           continue;
         }
         this.#rows.set(s.tag, toRow(s, now, 1));
-      } else if (s.ts >= row.ts) {
-        // A late sample (older source time) is stored by the buffer but is not the tag's current value.
-        this.#rows.set(s.tag, toRow(s, now, row.samples + 1));
-      } else row.samples++;
+        continue;
+      }
+      row.source = s.source;
+      row.value = s.value;
+      row.quality = s.quality;
+      row.ts = s.ts;
+      row.receivedAt = s.receivedAt ?? now;
+      row.samples++;
+      if (s.statusName !== undefined) row.statusName = s.statusName;
+      else delete row.statusName;
     }
   };
 }

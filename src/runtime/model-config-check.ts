@@ -1,4 +1,4 @@
-import { closeSync, openSync, readSync, fstatSync } from 'node:fs';
+import { readBoundedBytes } from '../core/bounded-file.js';
 import { isAbsolute, resolve } from 'node:path';
 import type { ConfigIssueReporter } from '../core/config-types.js';
 import { modelRules, type ModelConfig } from './config.js';
@@ -24,11 +24,16 @@ export function checkModelFiles(models: readonly ModelConfig[], baseDir: string,
     const note = (p: Array<string | number>, m: string): void => warn([i, ...p], m);
     let file: ModelFile;
     try {
-      const bytes = readBounded(path);
-      if (bytes === undefined) {
+      const read = readBoundedBytes(path, MAX_CHECKED_BYTES);
+      if (!read.ok && read.missing) {
         note(['file'], `${path} does not exist (yet): the model is down until the file appears, then it is loaded without a restart`);
         return;
       }
+      if (!read.ok) {
+        at(['file'], `${path} cannot be used: ${read.why}`);
+        return;
+      }
+      const bytes = read.bytes;
       // The same parse the runtime does before loading (ONNX header, graph signature, Lineguard metadata).
       file = parseModelBytes(path, bytes);
     } catch (err) {
@@ -43,31 +48,6 @@ export function checkModelFiles(models: readonly ModelConfig[], baseDir: string,
       note(['normalisation'], `${path} has no Lineguard metadata: the model gets raw values (set normalisation: none to say that is intended)`);
     }
   });
-}
-
-function readBounded(path: string): Uint8Array | undefined {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw new Error('not a regular file');
-    if (st.size > MAX_CHECKED_BYTES) throw new Error(`${st.size} bytes is larger than check-config reads`);
-    const bytes = Buffer.alloc(st.size);
-    let read = 0;
-    while (read < st.size) {
-      const n = readSync(fd, bytes, read, st.size - read, read);
-      if (n === 0) break;
-      read += n;
-    }
-    return bytes.subarray(0, read);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 function shapeText(shape: GraphValue['shape']): string {

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { AlertEvent, AlertOutbox } from '../core/alert.js';
 import { AlertRule, type RuleSnapshot, type RuleTransition } from './alert-rule.js';
 import { AlertStateStore } from './alert-state-store.js';
+import { monotonicMs } from '../core/source-clock.js';
 import type { NamedRule } from './config.js';
 
 /** Debounce state that changed without an event is saved at most this often (it only restarts a debounce if lost). */
@@ -38,7 +39,7 @@ interface StoredRuleState extends Omit<RuleSnapshot, 'cooldownUntil' | 'lastEven
 export class RuleSet {
   readonly entries: RuleEntry[];
   #dirty = false;
-  #savedAt = 0;
+  #savedAt = Number.NEGATIVE_INFINITY;
   #lastWindowTs = Number.NEGATIVE_INFINITY;
 
   constructor(
@@ -135,7 +136,8 @@ export class RuleSet {
   /** Saves debounce progress that changed without an event, at most every few seconds (or now with `force`). */
   saveLazily(force = false): void {
     if (!this.#dirty) return;
-    const now = this.now();
+    // Monotonic: a wall clock set back an hour must not stop the saving for an hour.
+    const now = monotonicMs();
     if (!force && now - this.#savedAt < LAZY_SAVE_MS) return;
     this.#savedAt = now;
     let ok = true;

@@ -10,7 +10,7 @@ import * as runtimeSection from '../../runtime/config.js';
 import { checkModelFiles } from '../../runtime/model-config-check.js';
 import { ConfigSchema, type Config } from './schema.js';
 import { describeSchemaErrors, type ConfigIssue } from './schema-errors.js';
-import { MAX_CONFIG_BYTES, readBoundedFile } from './bounded-file.js';
+import { MAX_CONFIG_BYTES, readBoundedFile } from '../../core/bounded-file.js';
 import { collectSecrets, inlineSecrets, substituteReferences, type SubstitutionIssue } from './secrets.js';
 import { documentData } from './yaml-data.js';
 import { formatPath, positionOf } from './yaml-positions.js';

@@ -1,5 +1,5 @@
 import nodePath from 'node:path';
-import { MAX_SECRET_BYTES, readBoundedFile } from './bounded-file.js';
+import { MAX_SECRET_BYTES, readBoundedFile } from '../../core/bounded-file.js';
 import type { KeyPath } from './yaml-positions.js';
 
 /**

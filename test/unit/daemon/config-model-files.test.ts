@@ -1,3 +1,6 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../../src/daemon/config/load.js';
@@ -119,5 +122,29 @@ models:
     expect(r.warnings).toEqual([expect.stringMatching(/^c\.yaml:\d+:\d+ models\[0\]\.window: warning: inputs engine1\.t24, engine1\.t30, engine1\.t50, \.\.\. come from OPC UA, which reports on change: .*\(set periodMs\)$/)]);
     const withGrid = loadConfigText(text.replace('window: { samples: 30 }', 'window: { samples: 30, periodMs: 1000 }'), 'c.yaml', {});
     expect(withGrid.ok && withGrid.warnings).toEqual([]);
+  });
+});
+
+describe('check-config on a model path that is not a regular file', () => {
+  it('a FIFO or a device as the model file is refused at once, never opened blocking', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'lg-fifo-'));
+    try {
+      const fifo = path.join(dir, 'model.onnx');
+      execFileSync('mkfifo', [fifo]);
+      for (const file of [fifo, '/dev/zero']) {
+        const t0 = Date.now();
+        const r = loadConfigText(`gateway: { id: gw, stateDir: /tmp/lg-unused }
+models:
+  - name: m
+    file: ${file}
+    inputs: [a]
+    alert: { raiseAbove: 0.9, clearBelow: 0.5 }
+`, 'c.yaml', {});
+        expect(Date.now() - t0).toBeLessThan(2000);
+        expect(r.ok ? [] : r.errors).toEqual([expect.stringMatching(/^c\.yaml:4:11 models\[0\]\.file: .* not a regular file/)]);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
